@@ -1,0 +1,1 @@
+"""The Experiment model, its defaults and validation. Imports no grpc, kubernetes or sqlalchemy."""

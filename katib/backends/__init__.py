@@ -1,0 +1,1 @@
+"""Where trials run: local processes (`katib run`, tune()) or Kubernetes workloads."""

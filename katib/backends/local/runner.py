@@ -1,0 +1,428 @@
+"""``katib run``: one experiment, trials as local processes, everything in the store.
+
+The loop: read the trials from the store, collect new metrics from running trials, let the
+early-stopping rule look at them, mark ended trials, call the reconcile core, ask the
+suggester for what it requests, start those trials, stop what it says to stop; repeat until
+the experiment completes. All state lives in the store and the trials' directories, so the
+loop can be killed at any point and started again (see ``process.TrialProcess``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import string
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from katib.api.model import (
+    Experiment,
+    ObjectMeta,
+    ParameterAssignment,
+    Trial,
+    TrialCondition as TC,
+    TrialSpec,
+    TrialStatus,
+)
+from katib.api.observation import MetricLog
+from katib.backends.local.collect import TrialCollector, check_collector
+from katib.backends.local.process import ProcessSpec, TrialProcess
+from katib.controller.conditions import is_true, now_rfc3339, set_condition
+from katib.controller.reconcile import reconcile
+from katib.controller.template import primary_container, render_trial_spec
+from katib.errors import SearchSpaceExhausted, SettingsError, TemplateError
+from katib.metrics.strategies import fold
+
+__all__ = ["LocalRunner", "RunOptions", "trial_directory"]
+
+log = logging.getLogger(__name__)
+
+# Upstream's trial-name suffix alphabet (k8s utilrand): no vowels, no confusable characters.
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+INTERRUPTED = "katib.kubeflow.org/interrupted"
+_ACTIVE = ("Pending", TC.RUNNING)  # the states a trial leaves only through this runner
+
+
+def trial_directory(base: Path, namespace: str, experiment: str, trial: str) -> Path:
+    return base / "runs" / namespace / experiment / trial
+
+
+@dataclass
+class RunOptions:
+    base_dir: Path  # holds runs/<namespace>/<experiment>/<trial>/
+    workdir: str  # where trial commands run unless workingDir is set
+    poll_interval: float = 0.2
+    grace_period: float = 10.0  # SIGTERM -> SIGKILL
+    config_maps: Any = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    # How a trial runs: a process group by default; tune() runs trials in a worker pool.
+    process_factory: Callable[[Path], TrialProcess] = TrialProcess
+    # Set by anything that knows a trial ended (a worker pool), so the loop reacts at once
+    # instead of at the next poll.
+    wake: threading.Event = field(default_factory=threading.Event)
+
+
+class LocalRunner:
+    """Runs one experiment to completion (or until interrupted)."""
+
+    def __init__(self, store: Any, experiment: Experiment, suggester: Any, options: RunOptions, *,
+                 early_stopper: Any = None, on_progress: Callable[[Experiment, list[Trial]], None] | None = None) -> None:
+        self.store = store
+        self.experiment = experiment
+        self.suggester = suggester
+        self.options = options
+        self.early_stopper = early_stopper
+        self.on_progress = on_progress
+        self.namespace = experiment.metadata.namespace or "default"
+        self.processes: dict[str, TrialProcess] = {}
+        # Every trial of the experiment in creation order, once listed. Finished trials never
+        # change again, so each loop re-reads only the active ones from the store: reading
+        # (and decoding) all of them every loop made a loop O(trials), ~2 ms per trial.
+        self._trials: dict[str, Trial] | None = None
+        self.collectors: dict[str, TrialCollector] = {}
+        self.logs: dict[str, list[MetricLog]] = {}
+        self._interrupted = threading.Event()
+        self._exhausted = False
+        self._suggestion_failed: str | None = None
+        check_collector(experiment)
+
+    # -- public ----------------------------------------------------------------------------
+    def interrupt(self) -> None:
+        """Stop soon: running trials get SIGTERM and are recorded as Killed (interrupted);
+        the experiment stays Running so that ``katib run`` again resumes it."""
+        self._interrupted.set()
+        self.options.wake.set()
+
+    def run(self) -> Experiment:
+        self._resume()
+        while True:
+            trials = self._list_trials()
+            trials = self._collect(trials)
+            if self._interrupted.is_set():
+                self._stop_all(trials, interrupted=True)
+                return self.experiment
+            actions = reconcile(self.experiment, trials, now_rfc3339(), suggestion_exhausted=self._exhausted,
+                                suggestion_failed=self._suggestion_failed)
+            self.experiment.status = actions.status
+            self.store.update_experiment(self.experiment)
+            if actions.stop:
+                self._stop_trials([t for t in trials if t.name in actions.stop], reason="experiment completed")
+                continue
+            if actions.completed:
+                self._progress(trials)
+                return self.experiment
+            if actions.request:
+                created = self._create_trials(trials, actions.request)
+                if created:
+                    continue
+            self._progress(trials)
+            self.options.wake.wait(self.options.poll_interval)
+            self.options.wake.clear()
+
+    def _list_trials(self) -> list[Trial]:
+        if self._trials is None:
+            listed = self.store.list_trials(self.experiment.name, self.namespace)
+            self._trials = {t.name: t for t in listed}
+            return listed
+        # The runner writes every change of a trial to the store as it makes it, so the
+        # store's copy of an active trial is current and a finished one is final.
+        for t in self.store.list_trials(self.experiment.name, self.namespace, states=_ACTIVE):
+            self._trials[t.name] = t
+        return list(self._trials.values())
+
+    # -- resume ----------------------------------------------------------------------------
+    def _resume(self) -> None:
+        """Adopt trials still running from an earlier runner; re-run interrupted ones."""
+        trials = self.store.list_trials(self.experiment.name, self.namespace)
+        if self.early_stopper is not None:
+            self._replay_early_stopping(trials)
+        for trial in trials:
+            state = trial.status.state
+            if state == TC.KILLED and trial.metadata.annotations.get(INTERRUPTED) == "true":
+                # Interrupted by Ctrl-C: run it again under the same name so no budget is lost
+                # and no trial is duplicated. Its partial metrics belong to the aborted run.
+                trial.metadata.annotations.pop(INTERRUPTED)
+                trial.status = TrialStatus(start_time=now_rfc3339(), conditions=[])
+                self._set(trial, TC.CREATED, "Trial is created again to resume the experiment")
+                self.store.delete_observations(trial.name)
+                self.store.update_trial(trial)
+                proc = self._process(trial)
+                for name in ("pid", "exitcode", "stdout.log"):
+                    (proc.directory / name).unlink(missing_ok=True)
+                self._start(trial)
+            elif state in ("Pending", TC.RUNNING):
+                proc = self._process(trial)
+                if proc.adopt() or proc.exit_code() is not None:
+                    # Running on, or ended while nobody watched: collect from where we were.
+                    self.logs[trial.name] = self.store.get_observations(trial.name)
+                    self.collectors[trial.name] = TrialCollector.for_trial(self.experiment, trial, proc.directory,
+                                                                          resume=True)
+                elif not proc.recorded():
+                    self._start(trial)
+                else:
+                    self._finish(trial, TC.FAILED, "TrialFailed",
+                                 "The trial's process disappeared without an exit status while no runner watched it")
+
+    def _replay_early_stopping(self, trials: list[Trial]) -> None:
+        """A new early-stopping session learns the finished trials' curves again."""
+        for trial in trials:
+            if trial.status.state in TC.COMPLETED:
+                self.early_stopper.observe(trial.name, self._objective_rows(trial, self.store.get_observations(trial.name)))
+                self.early_stopper.trial_finished(trial.name, trial.status.state)
+
+    def steps_saved(self, trials: list[Trial]) -> int:
+        """Reports the early-stopped trials did not make: the longest completed trial's
+        number of objective reports minus each stopped trial's."""
+        def reports(t: Trial) -> int:
+            name = t.spec.objective.objective_metric_name if t.spec.objective else None
+            return sum(1 for r in self.store.get_observations(t.name, name))
+        full = max((reports(t) for t in trials if t.status.state == TC.SUCCEEDED), default=0)
+        return sum(max(0, full - reports(t)) for t in trials if t.status.state == TC.EARLY_STOPPED)
+
+    # -- trials ----------------------------------------------------------------------------
+    def _process(self, trial: Trial) -> TrialProcess:
+        proc = self.processes.get(trial.name)
+        if proc is None:
+            directory = trial_directory(self.options.base_dir, self.namespace, self.experiment.name, trial.name)
+            proc = self.processes[trial.name] = self.options.process_factory(directory)
+        return proc
+
+    def _new_name(self, taken: set[str]) -> str:
+        while True:
+            name = f"{self.experiment.name}-" + "".join(random.choices(_ALPHABET, k=8))
+            if name not in taken:
+                return name
+
+    def _create_trials(self, trials: list[Trial], n: int) -> list[Trial]:
+        try:
+            assignments = self.suggester.suggest(self.experiment, trials, n)
+        except SearchSpaceExhausted:
+            self._exhausted = True
+            return []
+        except SettingsError as exc:
+            self._suggestion_failed = str(exc)
+            return []
+        taken = {t.name for t in trials}
+        created = []
+        spec = self.experiment.spec
+        for a in assignments:
+            name = a.trial_name or self._new_name(taken)
+            taken.add(name)
+            labels = dict(self.experiment.metadata.labels)
+            labels.update(a.labels)
+            labels["katib.kubeflow.org/experiment"] = self.experiment.name
+            trial = Trial(
+                metadata=ObjectMeta(name=name, namespace=self.namespace, labels=labels),
+                spec=TrialSpec(
+                    objective=spec.objective.copy() if spec.objective else None,
+                    parameter_assignments=[ParameterAssignment(k, v) for k, v in a.values.items()],
+                    metrics_collector=spec.metrics_collector_spec.copy() if spec.metrics_collector_spec else None,
+                    retain_run=bool(spec.trial_template and spec.trial_template.retain),
+                    primary_container_name=spec.trial_template.primary_container_name if spec.trial_template else None,
+                    primary_pod_labels=spec.trial_template.primary_pod_labels if spec.trial_template else None,
+                    success_condition=spec.trial_template.success_condition if spec.trial_template else None,
+                    failure_condition=spec.trial_template.failure_condition if spec.trial_template else None,
+                    labels=dict(a.labels) or None,
+                ),
+                status=TrialStatus(start_time=now_rfc3339()),
+            )
+            self._set(trial, TC.CREATED, "Trial is created")
+            try:
+                assert spec.trial_template is not None
+                trial.spec.run_spec = render_trial_spec(spec.trial_template, dict(a.values), name, self.namespace,
+                                                        self.options.config_maps)
+            except TemplateError as exc:
+                self.store.create_trial(trial)
+                self._remember(trial)
+                self._finish(trial, TC.FAILED, "TrialFailed", f"The trial template could not be rendered: {exc}")
+                created.append(trial)
+                continue
+            self.store.create_trial(trial)
+            self._remember(trial)
+            self._start(trial)
+            created.append(trial)
+        return created
+
+    def _remember(self, trial: Trial) -> None:
+        if self._trials is not None:
+            self._trials[trial.name] = trial
+
+    def _start(self, trial: Trial) -> None:
+        assert trial.spec.run_spec is not None
+        container = primary_container(trial.spec.run_spec, trial.spec.primary_container_name or "",
+                                      primary_pod_labels=trial.spec.primary_pod_labels)
+        proc = self._process(trial)
+        collector = TrialCollector.for_trial(self.experiment, trial, proc.directory)
+        env = dict(os.environ)
+        env.update(self.options.extra_env)
+        # The container's own env may name the metrics path too (LOG_DIR=/var/log/katib/...):
+        # it moves with the trial's copy of that directory, like the command's arguments.
+        env.update({k: collector.rewrite_text(v) for k, v in container.resolve_env(trial).items()})
+        env.update({
+            "KATIB_TRIAL_NAME": trial.name,
+            "KATIB_EXPERIMENT_NAME": self.experiment.name,
+            "KATIB_NAMESPACE": self.namespace,
+            "KATIB_TRIAL_DIR": str(proc.directory),
+            "KATIB_DB_URL": self.store.url.render_as_string(hide_password=False),
+            "PYTHONUNBUFFERED": "1",  # metrics must arrive while the trial runs, not at exit
+        })
+        env.update(collector.env)
+        command = collector.rewrite([*container.command, *container.args])
+        if not command:
+            raise TemplateError(f"trial {trial.name}: the primary container "
+                                f"{trial.spec.primary_container_name!r} has no command; the local backend "
+                                "runs commands, not images: set command (and args)")
+        if command[0] in ("python", "python3"):
+            command[0] = sys.executable  # run trials with the interpreter (and venv) katib runs in
+        cwd = container.working_dir if container.working_dir and os.path.isdir(container.working_dir) \
+            else self.options.workdir
+        proc.start(ProcessSpec(command=command, env=env, cwd=cwd))
+        self.collectors[trial.name] = collector
+        self.logs[trial.name] = []
+        self._set(trial, TC.RUNNING, "Trial is running")
+        self.store.update_trial(trial)
+
+    def _collect(self, trials: list[Trial]) -> list[Trial]:
+        """Read new metrics of running trials; mark trials whose process ended."""
+        for trial in trials:
+            if trial.status.state not in (TC.RUNNING, "Pending"):
+                continue
+            proc = self.processes.get(trial.name)
+            collector = self.collectors.get(trial.name)
+            if proc is None or collector is None:
+                continue
+            code = proc.exit_code()  # read before the last collect so no line is missed
+            new = collector.poll() if code is None else collector.finish()
+            if new:
+                self.store.report_observations(trial.name, new)
+                self.logs.setdefault(trial.name, []).extend(new)
+                collector.commit()
+            if collector.pushes:
+                logs = self.store.get_observations(trial.name)
+                changed = len(logs) != len(self.logs.get(trial.name, []))
+                self.logs[trial.name] = logs
+                new = new or (logs if changed else [])
+            if new:
+                trial.status.observation = self._fold(trial)
+                self.store.update_trial(trial)
+                if self.early_stopper is not None:
+                    if code is None:
+                        self._check_early_stop(trial, new)
+                    else:  # the trial's last logs still belong to its curve
+                        self.early_stopper.observe(trial.name, self._objective_rows(trial, new))
+            if code is not None or proc.ended_without_record():
+                self._ended(trial, code)
+        return trials
+
+    @staticmethod
+    def _objective_rows(trial: Trial, rows: list[MetricLog]) -> list[MetricLog]:
+        objective = trial.spec.objective.objective_metric_name if trial.spec.objective else None
+        return [r for r in rows if r.metric_name == objective]
+
+    def _fold(self, trial: Trial) -> Any:
+        names = trial.spec.objective.metric_names if trial.spec.objective else None
+        return fold(self.logs.get(trial.name, []), names)
+
+    def _check_early_stop(self, trial: Trial, new: list[MetricLog]) -> None:
+        decision = self.early_stopper.report(trial.name, self._objective_rows(trial, new))
+        if decision:
+            proc = self.processes[trial.name]
+            proc.stop(self.options.grace_period)
+            final = self.collectors[trial.name].finish()
+            if final:
+                self.store.report_observations(trial.name, final)
+                self.collectors[trial.name].commit()
+                self.logs[trial.name].extend(final)
+                self.early_stopper.observe(trial.name, self._objective_rows(trial, final))
+                trial.status.observation = self._fold(trial)
+            self._finish(trial, TC.EARLY_STOPPED, "TrialEarlyStopped", decision.message)
+
+    def _ended(self, trial: Trial, code: int | None) -> None:
+        if trial.status.state in TC.COMPLETED:
+            return
+        if code is None:
+            self._finish(trial, TC.FAILED, "TrialFailed", "The trial's process ended without an exit status")
+        elif code != 0:
+            tail = self._tail(trial)
+            self._finish(trial, TC.FAILED, "TrialFailed",
+                         f"Trial has failed. Job message: command exited with status {code}" + tail)
+        else:
+            objective = trial.spec.objective.objective_metric_name if trial.spec.objective else None
+            metric = trial.status.observation.metric(objective) if trial.status.observation and objective else None
+            if metric is None or metric.latest in (None, "unavailable"):
+                self._finish(trial, TC.METRICS_UNAVAILABLE, "MetricsUnavailable",
+                             f"Metrics are not available: the trial printed no value for {objective!r}")
+            else:
+                self._finish(trial, TC.SUCCEEDED, "TrialSucceeded", "Trial has succeeded")
+
+    def _tail(self, trial: Trial, lines: int = 5, traceback_lines: int = 60) -> str:
+        """The last ``lines`` lines of the trial's output, or, when a Python traceback ends
+        it, the whole traceback (up to ``traceback_lines``): its last 5 lines rarely reach
+        the user's own frame."""
+        path = self.processes[trial.name].log_path
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - (1 << 16)))  # a traceback sits at the end of a large log
+                text = f.read().decode(errors="replace").rstrip().splitlines()
+        except OSError:
+            return ""
+        recent = text[-traceback_lines:]
+        starts = [i for i, line in enumerate(recent) if line.startswith("Traceback (most recent call last):")]
+        text = recent[starts[-1]:] if starts else text[-lines:]
+        return ("; last output:\n" + "\n".join(text)) if text else ""
+
+    def _finish(self, trial: Trial, state: str, reason: str, message: str) -> None:
+        self._set(trial, state, message, reason)
+        trial.status.completion_time = now_rfc3339()
+        self.store.update_trial(trial)
+        self.collectors.pop(trial.name, None)
+        if self.early_stopper is not None:
+            self.early_stopper.trial_finished(trial.name, state)
+
+    def _set(self, trial: Trial, state: str, message: str, reason: str | None = None) -> None:
+        now = now_rfc3339()
+        conds = trial.status.conditions
+        if state in TC.COMPLETED and is_true(conds, TC.RUNNING):
+            set_condition(conds, TC.RUNNING, "False", TC.REASONS[TC.RUNNING], message, now)
+        set_condition(conds, state, "True", reason or TC.REASONS[state], message, now)
+
+    def _stop_trials(self, trials: list[Trial], reason: str, interrupted: bool = False) -> None:
+        procs = [(t, self._process(t)) for t in trials]
+        for _, proc in procs:
+            if proc.adopt() or proc.running():
+                proc.terminate()
+        deadline = time.monotonic() + self.options.grace_period
+        while any(p.running() for _, p in procs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for trial, proc in procs:
+            if proc.running():
+                proc.stop(0)
+            collector = self.collectors.get(trial.name)
+            if collector is not None:
+                final = collector.finish()
+                if final:
+                    self.store.report_observations(trial.name, final)
+                    collector.commit()
+                    self.logs.setdefault(trial.name, []).extend(final)
+                    trial.status.observation = self._fold(trial)
+            if interrupted:
+                trial.metadata.annotations[INTERRUPTED] = "true"
+            self._finish(trial, TC.KILLED, "TrialKilled", f"Trial was stopped: {reason}")
+
+    def _stop_all(self, trials: list[Trial], interrupted: bool) -> None:
+        active = [t for t in trials if t.status.state in (TC.RUNNING, "Pending")]
+        self._stop_trials(active, "interrupted (Ctrl-C); `katib run` again resumes it", interrupted=interrupted)
+        trials = self.store.list_trials(self.experiment.name, self.namespace)
+        self.experiment.status = reconcile(self.experiment, trials, now_rfc3339()).status
+        self.store.update_experiment(self.experiment)
+
+    def _progress(self, trials: list[Trial]) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.experiment, trials)
+

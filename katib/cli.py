@@ -1,0 +1,318 @@
+"""The ``katib`` command.
+
+Exit codes: 0 done (experiment Succeeded), 1 the experiment Failed or a runtime error,
+2 bad input (invalid experiment, unknown name, bad arguments), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from katib.errors import KatibError, NotFoundError, ValidationError
+
+log = logging.getLogger("katib")
+
+EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from katib.store import Store
+
+    return Store(args.db) if getattr(args, "db", None) else Store()
+
+
+def _print_errors(exc: ValidationError, source: str) -> None:
+    sys.stderr.write(f"{source}: invalid experiment ({len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''}):\n")
+    for e in exc.errors:
+        sys.stderr.write(f"  {e}\n")
+
+
+def _load(path: str, extra_config_maps: Sequence[str] = ()) -> tuple[Any, Any]:
+    """The experiment in ``path`` and the ConfigMaps of that file and ``extra_config_maps``
+    (trial templates may live in a ConfigMap, as upstream's trial-templates)."""
+    from katib.api.loader import ConfigMapLookup, load_experiment
+
+    config_maps = ConfigMapLookup.from_files(path, *extra_config_maps)
+    return load_experiment(path), config_maps
+
+
+def _missing_config_map(exp: Any, config_maps: Any) -> str | None:
+    source = exp.spec.trial_template.config_map if exp.spec.trial_template else None
+    if source is None or config_maps.get(source.config_map_name, source.config_map_namespace) is not None:
+        return None
+    return f"{source.config_map_namespace}/{source.config_map_name}"
+
+
+def _remote_addresses(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    env = os.environ.get("KATIB_SUGGESTION_ADDRESSES", "")
+    for item in [p for p in env.split(",") if p] + list(pairs):
+        name, sep, address = item.partition("=")
+        if not sep or not name or not address:
+            raise ValidationError(f"--suggestion-address: expected ALGORITHM=HOST:PORT, got {item!r}")
+        out[name.strip()] = address.strip()
+    return out
+
+
+# -- commands --------------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from katib.api.loader import dump_yaml
+    from katib.backends.local import prepare
+
+    try:
+        exp, config_maps = _load(args.file, args.config_map or [])
+        missing = _missing_config_map(exp, config_maps)
+        if missing:
+            # In a cluster the ConfigMap is read from the API server; here it may simply not
+            # be in this file. Everything else is checked; say what was not.
+            sys.stderr.write(f"{args.file}: warning: spec.trialTemplate.configMap: ConfigMap {missing} is not in "
+                             "this file, so its trial template was not checked; pass --config-map FILE to check it\n")
+            config_maps = None
+        prepare(exp, config_maps=config_maps, remote_algorithms=_remote_addresses([]), local=False)
+    except ValidationError as exc:
+        _print_errors(exc, args.file)
+        return EXIT_INVALID
+    sys.stdout.write(dump_yaml(exp))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from katib import display
+    from katib.backends import local
+
+    remote = _remote_addresses(args.suggestion_address or [])
+    try:
+        exp, config_maps = _load(args.file, args.config_map or [])
+        if args.name:
+            exp.metadata.name = args.name
+        local.prepare(exp, config_maps=config_maps, remote_algorithms=remote)
+        store = _store(args)
+        exp, resumed = local.open_experiment(store, exp, config_maps=config_maps, remote_algorithms=remote)
+    except ValidationError as exc:
+        _print_errors(exc, args.file)
+        return EXIT_INVALID
+    algorithm = exp.spec.algorithm.algorithm_name if exp.spec.algorithm else ""
+    if algorithm in remote:
+        from katib.rpc.suggestion_client import RemoteSuggester
+
+        suggester: Any = RemoteSuggester(remote[algorithm])
+    else:
+        from suggestion.inprocess import InProcessSuggester
+
+        suggester = InProcessSuggester()
+    early_stopper = None
+    if exp.spec.early_stopping is not None:
+        from earlystop.inprocess import EarlyStoppingSession
+
+        early_stopper = EarlyStoppingSession.for_experiment(exp.spec)
+    print(f"{'Resuming' if resumed else 'Running'} experiment {exp.name!r} "
+          f"({algorithm}, up to {exp.spec.max_trial_count or 'unlimited'} trials, "
+          f"{exp.spec.parallel_trial_count} at a time); store: {store.url}", file=sys.stderr)
+    progress = display.Progress() if not args.quiet else None
+    holder: dict[str, Any] = {}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        runner = holder.get("runner")
+        if holder.get("interrupted"):
+            raise KeyboardInterrupt
+        holder["interrupted"] = True
+        print("\nInterrupted: stopping running trials (Ctrl-C again to force)...", file=sys.stderr)
+        if runner is not None:
+            runner.interrupt()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous_term = signal.signal(signal.SIGTERM, on_sigint)
+    try:
+        exp = local.run(store, exp, suggester, workdir=os.getcwd(), config_maps=config_maps,
+                        early_stopper=early_stopper, on_progress=progress,
+                        runner_hook=lambda r: holder.__setitem__("runner", r))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+    trials = store.list_trials(exp.name, exp.metadata.namespace)
+    print(display.trial_table(exp, trials))
+    runner = holder.get("runner")
+    if early_stopper is not None and runner is not None:
+        stopped = sum(1 for t in trials if t.status.state == "EarlyStopped")
+        print(f"\nEarly stopping: {stopped} trial(s) stopped early, saving {runner.steps_saved(trials)} "
+              f"reported step(s).")
+    if holder.get("interrupted"):
+        print(f"\nInterrupted. Run `katib run {args.file}` again to resume experiment {exp.name!r}.")
+        return EXIT_INTERRUPTED
+    state = display.state_of(exp)
+    reason = next((c.reason for c in (exp.status.conditions if exp.status else []) if c.type == state), "")
+    print(f"\nExperiment {exp.name} {state} ({reason}).")
+    print(f"Best trial: {display.optimum_text(exp)}")
+    return 0 if state == "Succeeded" else EXIT_FAILED
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    from katib import display
+
+    store = _store(args)
+    if args.resource in ("experiments", "experiment", "exp"):
+        exps = [store.get_experiment(args.name, args.namespace)] if args.name else store.list_experiments(args.namespace)
+        if args.output in ("json", "yaml"):
+            items = [e.to_dict() for e in exps]
+            display.dump(items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}, args.output)
+        else:
+            print(display.experiment_rows(exps))
+        return 0
+    if not args.name:
+        raise ValidationError("katib get trials: name the experiment (katib get trials EXPERIMENT)")
+    exp = store.get_experiment(args.name, args.namespace)
+    trials = store.list_trials(args.name, args.namespace)
+    if args.output in ("json", "yaml"):
+        display.dump({"apiVersion": "v1", "kind": "List", "items": [t.to_dict() for t in trials]}, args.output)
+    else:
+        print(display.trial_table(exp, trials))
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from katib import display
+
+    store = _store(args)
+    exp = store.get_experiment(args.name, args.namespace)
+    trials = store.list_trials(args.name, args.namespace)
+    if args.output in ("json", "yaml"):
+        display.dump(exp.to_dict(), args.output)
+        return 0
+    s = exp.status
+    spec = exp.spec
+    print(f"Name:         {exp.name}\nNamespace:    {exp.metadata.namespace}")
+    print(f"Status:       {display.state_of(exp)}")
+    print(f"Algorithm:    {spec.algorithm.algorithm_name if spec.algorithm else ''} "
+          f"{spec.algorithm.settings if spec.algorithm and spec.algorithm.settings else ''}")
+    if spec.objective:
+        print(f"Objective:    {spec.objective.type} {spec.objective.objective_metric_name}"
+              + (f" (goal {spec.objective.goal})" if spec.objective.goal is not None else ""))
+    print(f"Budget:       max {spec.max_trial_count}, parallel {spec.parallel_trial_count}, "
+          f"max failed {spec.max_failed_trial_count}")
+    if s:
+        print(f"Started:      {s.start_time}\nCompleted:    {s.completion_time or '-'}")
+        print("Conditions:")
+        print("  " + display.table(["TYPE", "STATUS", "REASON", "MESSAGE"],
+                                   [[c.type, c.status, c.reason, c.message] for c in s.conditions]).replace("\n", "\n  "))
+    print(f"Best trial:   {display.optimum_text(exp)}")
+    print("Trials:")
+    print("  " + display.trial_table(exp, trials).replace("\n", "\n  "))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    store = _store(args)
+    store.delete_experiment(args.name, args.namespace)
+    print(f"experiment {args.name!r} deleted")
+    return 0
+
+
+def _delegate(module: str, argv: list[str]) -> int:
+    import importlib
+
+    result = importlib.import_module(module).main(argv)
+    return int(result or 0)
+
+
+# -- parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="katib", description="Hyperparameter search with Katib's contract.")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def db(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--db", help="database URL (default: $KATIB_DB_URL or sqlite:///~/.katib/katib.db)")
+        sp.add_argument("-n", "--namespace", default="default")
+
+    v = sub.add_parser("validate", help="check an experiment file; print it defaulted")
+    v.add_argument("file")
+    v.add_argument("--config-map", action="append", metavar="FILE",
+                   help="a manifest file with ConfigMaps that hold trial templates (repeatable)")
+    v.set_defaults(func=cmd_validate)
+
+    r = sub.add_parser("run", help="run an experiment locally (resumes it if it exists)")
+    r.add_argument("file")
+    r.add_argument("--name", help="experiment name (default: metadata.name)")
+    r.add_argument("--suggestion-address", action="append", metavar="ALGORITHM=HOST:PORT",
+                   help="use a remote Katib-compatible suggestion service for ALGORITHM")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    r.add_argument("--config-map", action="append", metavar="FILE",
+                   help="a manifest file with ConfigMaps that hold trial templates (repeatable)")
+    db(r)
+    r.set_defaults(func=cmd_run)
+
+    g = sub.add_parser("get", help="list experiments or an experiment's trials")
+    g.add_argument("resource", choices=["experiments", "experiment", "exp", "trials", "trial"])
+    g.add_argument("name", nargs="?")
+    g.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    db(g)
+    g.set_defaults(func=cmd_get)
+
+    d = sub.add_parser("describe", help="show an experiment in detail")
+    d.add_argument("resource", choices=["experiment", "experiments", "exp"])
+    d.add_argument("name")
+    d.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+    db(d)
+    d.set_defaults(func=cmd_describe)
+
+    rm = sub.add_parser("delete", help="delete an experiment, its trials and their metrics")
+    rm.add_argument("resource", choices=["experiment", "experiments", "exp"])
+    rm.add_argument("name")
+    db(rm)
+    rm.set_defaults(func=cmd_delete)
+
+    # Listed for `katib --help`; `main` hands their arguments to the service modules.
+    for name, helptext in [
+        ("suggestion", "the gRPC Suggestion service: katib suggestion serve --port 6789"),
+        ("earlystop", "the gRPC EarlyStopping service: katib earlystop serve --port 6788"),
+        ("db-manager", "the gRPC DBManager service: katib db-manager --port 6789"),
+        ("controller", "the Kubernetes controller: katib controller --help"),
+    ]:
+        sub.add_parser(name, help=helptext, add_help=False)
+    return p
+
+
+# Services parse their own options (`katib db-manager --port 6789`): argparse.REMAINDER
+# does not take an option as its first item, so these are dispatched before parsing.
+_SERVICES = {
+    ("suggestion", "serve"): "suggestion.service",
+    ("earlystop", "serve"): "earlystop.service",
+    ("db-manager",): "katib.store.dbmanager",
+    ("controller",): "katib.backends.kubernetes.main",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for prefix, module in _SERVICES.items():
+        if tuple(argv[: len(prefix)]) == prefix:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations chatter at INFO
+            return _delegate(module, argv[len(prefix):])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ValidationError as exc:
+        _print_errors(exc, getattr(args, "file", "katib"))
+        return EXIT_INVALID
+    except NotFoundError as exc:
+        sys.stderr.write(f"katib: {exc}\n")
+        return EXIT_INVALID
+    except KatibError as exc:
+        sys.stderr.write(f"katib: {exc}\n")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reconcile core: pure decisions shared by `katib run` and the Kubernetes controller."""

@@ -1,0 +1,342 @@
+"""The store: experiments, trials and their observation rows in one SQL database.
+
+Every method runs in its own short transaction and may be called from any thread; the
+engine's pool hands each call a connection. Names are namespaced (default ``"default"``)
+except observation rows, which are keyed by trial name alone as upstream's are.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, Table, delete, insert, select, text, update
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError
+
+from katib.api.model import Experiment, Trial
+from katib.api.observation import MetricLog
+from katib.errors import AlreadyExistsError, NotFoundError
+from katib.store import migrate
+from katib.store.engine import WRITE, make_engine, resolve_url
+from katib.store.models import ExperimentRow, ObservationRow, TrialRow
+
+__all__ = ["Store", "DEFAULT_NAMESPACE", "EXPERIMENT_LABEL"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "default"
+# The label upstream puts on every Trial naming its experiment.
+EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
+
+# Core tables: plain INSERT/SELECT statements, no ORM unit of work to pay for.
+_EXP = cast(Table, ExperimentRow.__table__)
+_TRIAL = cast(Table, TrialRow.__table__)
+_OBS = cast(Table, ObservationRow.__table__)
+
+
+def _utc(ts: datetime) -> datetime:
+    """Naive UTC for the database; naive input is taken to be UTC already."""
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(timezone.utc).replace(tzinfo=None)
+    return ts
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts
+
+
+def _rfc3339(ts: datetime) -> str:
+    return _aware(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ns(namespace: str | None) -> str:
+    return namespace or DEFAULT_NAMESPACE
+
+
+def _meta(obj: Experiment | Trial, created: datetime) -> dict[str, Any]:
+    """The object's metadata as stored: name, namespace and creation time filled in."""
+    meta = obj.metadata.to_dict()
+    meta["namespace"] = _ns(obj.metadata.namespace)
+    meta.setdefault("creationTimestamp", _rfc3339(created))
+    meta.setdefault("uid", str(uuid.uuid4()))
+    return meta
+
+
+def _status(obj: Experiment | Trial) -> dict[str, Any] | None:
+    return obj.status.to_dict() if obj.status is not None else None
+
+
+class Store:
+    """Experiments, trials and observations in SQLite (default), PostgreSQL or MySQL.
+
+    ``url`` is an SQLAlchemy URL; default ``$KATIB_DB_URL`` or ``sqlite:///~/.katib/katib.db``.
+    The schema is created or upgraded on construction unless ``skip_init`` (then call
+    ``migrate()`` yourself, or point the store at a database someone else migrated).
+    In-memory SQLite (``sqlite://``) shares one connection: fine for tests, not for threads.
+    """
+
+    def __init__(self, url: str | URL | None = None, *, skip_init: bool = False,
+                 busy_timeout: float = 30.0, **engine_options: Any) -> None:
+        self.url = resolve_url(url)
+        self.engine: Engine = make_engine(self.url, busy_timeout, **engine_options)
+        if not skip_init:
+            self.migrate()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def migrate(self, revision: str = migrate.HEAD) -> None:
+        """Upgrade the schema to ``revision`` (default newest), keeping existing data."""
+        migrate.upgrade(self.engine, revision)
+
+    def ping(self) -> None:
+        """Run ``SELECT 1``; raises the driver's error when the database is unreachable."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url.render_as_string()!r})"
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{WRITE: True})
+            with conn.begin():
+                yield conn
+
+    # -- experiments -----------------------------------------------------------------------
+
+    def create_experiment(self, experiment: Experiment) -> Experiment:
+        """Store a new experiment; returns it with uid and creation time filled in.
+        Raises AlreadyExistsError when the namespace has one of that name."""
+        name, ns = experiment.name, _ns(experiment.metadata.namespace)
+        if not name:
+            raise ValueError("metadata.name: an experiment needs a name")
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        meta = _meta(experiment, now)
+        try:
+            with self._write() as conn:
+                conn.execute(insert(_EXP).values(
+                    namespace=ns, name=name, uid=meta["uid"], meta=meta,
+                    spec=experiment.spec.to_dict(), status=_status(experiment),
+                    created=now, updated=now,
+                ))
+        except IntegrityError as e:
+            raise AlreadyExistsError(f"experiment {ns}/{name} exists already") from e
+        return self._experiment(meta, experiment.spec.to_dict(), _status(experiment))
+
+    def get_experiment(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> Experiment:
+        with self._read() as conn:
+            row = conn.execute(select(_EXP.c.meta, _EXP.c.spec, _EXP.c.status).where(
+                _EXP.c.namespace == _ns(namespace), _EXP.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"experiment {_ns(namespace)}/{name} not found")
+        return self._experiment(row.meta, row.spec, row.status)
+
+    def list_experiments(self, namespace: str | None = None) -> list[Experiment]:
+        """Experiments in creation order; all namespaces when ``namespace`` is None."""
+        query = select(_EXP.c.meta, _EXP.c.spec, _EXP.c.status).order_by(_EXP.c.id)
+        if namespace is not None:
+            query = query.where(_EXP.c.namespace == namespace)
+        with self._read() as conn:
+            return [self._experiment(r.meta, r.spec, r.status) for r in conn.execute(query)]
+
+    def update_experiment(self, experiment: Experiment) -> None:
+        """Replace the experiment's spec, status, labels and annotations."""
+        name, ns = experiment.name, _ns(experiment.metadata.namespace)
+        with self._write() as conn:
+            row = conn.execute(select(_EXP.c.id, _EXP.c.meta, _EXP.c.created).where(
+                _EXP.c.namespace == ns, _EXP.c.name == name)).first()
+            if row is None:
+                raise NotFoundError(f"experiment {ns}/{name} not found")
+            meta = _meta(experiment, row.created)
+            meta["uid"], meta["creationTimestamp"] = row.meta["uid"], row.meta["creationTimestamp"]
+            conn.execute(update(_EXP).where(_EXP.c.id == row.id).values(
+                meta=meta, spec=experiment.spec.to_dict(), status=_status(experiment),
+                updated=datetime.now(timezone.utc).replace(tzinfo=None),
+            ))
+
+    def delete_experiment(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+        """Delete the experiment, its trials and their observations."""
+        ns = _ns(namespace)
+        with self._write() as conn:
+            exp_id = conn.execute(select(_EXP.c.id).where(
+                _EXP.c.namespace == ns, _EXP.c.name == name)).scalar()
+            if exp_id is None:
+                raise NotFoundError(f"experiment {ns}/{name} not found")
+            trial_names = select(_TRIAL.c.name).where(_TRIAL.c.experiment_id == exp_id)
+            # MySQL refuses a DELETE whose subquery reads the same table; this one reads trials.
+            conn.execute(delete(_OBS).where(_OBS.c.trial_name.in_(trial_names)))
+            conn.execute(delete(_TRIAL).where(_TRIAL.c.experiment_id == exp_id))
+            conn.execute(delete(_EXP).where(_EXP.c.id == exp_id))
+
+    @staticmethod
+    def _experiment(meta: dict[str, Any], spec: dict[str, Any],
+                    status: dict[str, Any] | None) -> Experiment:
+        data: dict[str, Any] = {"metadata": meta, "spec": spec}
+        if status is not None:
+            data["status"] = status
+        return Experiment.from_dict(data)  # type: ignore[no-any-return]
+
+    # -- trials ----------------------------------------------------------------------------
+
+    def create_trial(self, trial: Trial, experiment_name: str | None = None) -> Trial:
+        """Store a new trial of ``experiment_name`` (default: the trial's
+        ``katib.kubeflow.org/experiment`` label) in the trial's namespace. Raises
+        NotFoundError for an unknown experiment, AlreadyExistsError for a taken name."""
+        name, ns = trial.name, _ns(trial.metadata.namespace)
+        experiment_name = experiment_name or trial.metadata.labels.get(EXPERIMENT_LABEL)
+        if not name:
+            raise ValueError("metadata.name: a trial needs a name")
+        if not experiment_name:
+            raise ValueError(f"metadata.labels: trial {name} needs the {EXPERIMENT_LABEL} label "
+                             "or an explicit experiment_name")
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        meta = _meta(trial, now)
+        try:
+            with self._write() as conn:
+                exp_id = conn.execute(select(_EXP.c.id).where(
+                    _EXP.c.namespace == ns, _EXP.c.name == experiment_name)).scalar()
+                if exp_id is None:
+                    raise NotFoundError(f"experiment {ns}/{experiment_name} of trial {name} "
+                                        "not found")
+                conn.execute(insert(_TRIAL).values(
+                    namespace=ns, name=name, experiment_id=exp_id, uid=meta["uid"],
+                    state=trial.status.state, meta=meta, spec=trial.spec.to_dict(),
+                    status=_status(trial), created=now, updated=now,
+                ))
+        except IntegrityError as e:
+            raise AlreadyExistsError(f"trial {ns}/{name} exists already") from e
+        return self._trial(meta, trial.spec.to_dict(), _status(trial))
+
+    def get_trial(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> Trial:
+        with self._read() as conn:
+            row = conn.execute(select(_TRIAL.c.meta, _TRIAL.c.spec, _TRIAL.c.status).where(
+                _TRIAL.c.namespace == _ns(namespace), _TRIAL.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"trial {_ns(namespace)}/{name} not found")
+        return self._trial(row.meta, row.spec, row.status)
+
+    def list_trials(self, experiment_name: str, namespace: str = DEFAULT_NAMESPACE,
+                    states: Collection[str] | None = None) -> list[Trial]:
+        """The experiment's trials in creation order, optionally only those whose state
+        (``TrialStatus.state``: Succeeded, Running, Pending, ...) is in ``states``."""
+        ns = _ns(namespace)
+        query = (
+            select(_TRIAL.c.meta, _TRIAL.c.spec, _TRIAL.c.status)
+            .join(_EXP, _EXP.c.id == _TRIAL.c.experiment_id)
+            .where(_EXP.c.namespace == ns, _EXP.c.name == experiment_name)
+            .order_by(_TRIAL.c.id)
+        )
+        if states is not None:
+            query = query.where(_TRIAL.c.state.in_(list(states)))
+        with self._read() as conn:
+            return [self._trial(r.meta, r.spec, r.status) for r in conn.execute(query)]
+
+    def update_trial(self, trial: Trial) -> None:
+        """Replace the trial's status (and so its state) and its labels and annotations
+        (the runner marks interrupted trials there); name, uid and creation time stay."""
+        ns = _ns(trial.metadata.namespace)
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        values: dict[str, Any] = {"status": _status(trial), "state": trial.status.state, "updated": now}
+        if trial.metadata.creation_timestamp and trial.metadata.uid:
+            values["meta"] = _meta(trial, now)
+        with self._write() as conn:
+            result = conn.execute(update(_TRIAL).where(
+                _TRIAL.c.namespace == ns, _TRIAL.c.name == trial.name).values(**values))
+        if result.rowcount == 0:
+            raise NotFoundError(f"trial {ns}/{trial.name} not found")
+
+    @staticmethod
+    def _trial(meta: dict[str, Any], spec: dict[str, Any],
+               status: dict[str, Any] | None) -> Trial:
+        return Trial.from_dict(  # type: ignore[no-any-return]
+            {"metadata": meta, "spec": spec, "status": status or {}})
+
+    # -- observations ----------------------------------------------------------------------
+
+    def report_observations(self, trial_name: str, logs: Sequence[MetricLog]) -> int:
+        """Append rows for ``trial_name`` in one batched insert; returns how many."""
+        if not trial_name:
+            raise ValueError("trial_name: observations need the trial's name")
+        rows = [(trial_name, _utc(m.timestamp), m.metric_name, m.value, m.step) for m in logs]
+        if not rows:  # upstream builds invalid SQL here; we do nothing
+            return 0
+        with self._write() as conn:
+            _insert_observations(conn, rows)
+        return len(rows)
+
+    def get_observations(self, trial_name: str, metric_name: str | None = None,
+                         start: datetime | None = None, end: datetime | None = None,
+                         ) -> list[MetricLog]:
+        """Rows of ``trial_name`` (one metric, or all when ``metric_name`` is None or empty)
+        with ``start <= time <= end``, ordered by time then insertion."""
+        query = select(_OBS.c.metric_name, _OBS.c.value, _OBS.c.time, _OBS.c.step).where(
+            _OBS.c.trial_name == trial_name)
+        if metric_name:
+            query = query.where(_OBS.c.metric_name == metric_name)
+        if start is not None:
+            query = query.where(_OBS.c.time >= _utc(start))
+        if end is not None:
+            query = query.where(_OBS.c.time <= _utc(end))
+        query = query.order_by(_OBS.c.time, _OBS.c.id)
+        with self._read() as conn:
+            return [
+                MetricLog(r.metric_name, r.value, _aware(r.time) if r.time else _ZERO, r.step)
+                for r in conn.execute(query).all()
+            ]
+
+    def delete_observations(self, trial_name: str) -> int:
+        """Delete every row of ``trial_name``; returns how many there were."""
+        with self._write() as conn:
+            return conn.execute(delete(_OBS).where(_OBS.c.trial_name == trial_name)).rowcount
+
+
+_OBS_COLUMNS = ("trial_name", "time", "metric_name", "value", "step")
+
+
+def _sqlite_time(ts: datetime) -> str:
+    """SQLAlchemy's storage format for DateTime on SQLite (so its comparisons still hold)."""
+    return (f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d} "
+            f"{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}.{ts.microsecond:06d}")
+
+
+def _insert_observations(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """One batched insert. Metrics are the hot write path (every trial reports all the
+    time), and SQLAlchemy's per-row parameter processing costs more than SQLite's insert
+    itself, so SQLite and PyMySQL get the driver's executemany directly: sqlite3 prepares
+    the statement once, PyMySQL rewrites it into multi-row INSERTs. Others (psycopg2) go
+    through SQLAlchemy's insertmanyvalues, which sends multi-row VALUES pages."""
+    dialect, driver = conn.dialect.name, conn.dialect.driver
+    columns = ", ".join(_OBS_COLUMNS)
+    if dialect == "sqlite":
+        conn.exec_driver_sql(
+            f"INSERT INTO observation_logs ({columns}) VALUES (?, ?, ?, ?, ?)",
+            [(r[0], _sqlite_time(r[1]), *r[2:]) for r in rows])
+    elif dialect in ("mysql", "mariadb") and driver == "pymysql":
+        conn.exec_driver_sql(
+            f"INSERT INTO observation_logs ({columns}) VALUES (%s, %s, %s, %s, %s)", rows)
+    else:
+        conn.execute(insert(_OBS), [dict(zip(_OBS_COLUMNS, r)) for r in rows])
+
+
+# Upstream's "no time" (rows its db-manager wrote with a NULL time).
+_ZERO = datetime(1, 1, 1, tzinfo=timezone.utc)

@@ -1,0 +1,173 @@
+"""manifests/ offline: both installations render with kubectl's kustomize, every object
+validates against the Kubernetes schemas (kubernetes-validate, strict: unknown fields are
+errors), and the pieces agree with each other and with the code."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from kubernetes_validate.utils import all_versions
+
+from katib.api import crd
+from suggestion import registry as suggestion_registry
+from suggestion.service import parse_addresses
+from tests.manifests.conftest import REPO, by_kind
+
+# The oldest schemas the package ships (1.25 at the time of writing): the closest to the
+# v1.20 test API server, which checks the same objects for real in test_apiserver.py.
+K8S_SCHEMA_VERSION = all_versions()[0]
+
+
+def _validate(obj: dict[str, Any]) -> None:
+    kubernetes_validate.validate(obj, K8S_SCHEMA_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("objects", ["base_objects", "postgres_objects"])
+def test_every_rendered_object_validates(objects: str, request: pytest.FixtureRequest) -> None:
+    problems = []
+    for obj in request.getfixturevalue(objects):
+        try:
+            _validate(obj)
+        except kubernetes_validate.ValidationError as e:
+            problems.append(f"{obj['kind']}/{obj['metadata']['name']}: "
+                            f"{'.'.join(map(str, e.path))}: {e.message}")
+    assert not problems, "\n".join(problems)
+
+
+def test_validation_is_strict(base_objects: list[dict[str, Any]]) -> None:
+    """A negative control: a misspelt field must fail, or the test above proves nothing."""
+    deployment = copy.deepcopy(by_kind(base_objects, "Deployment")["katib-controller"])
+    deployment["spec"]["template"]["spec"]["containers"][0]["comand"] = ["katib"]
+    with pytest.raises(kubernetes_validate.ValidationError):
+        _validate(deployment)
+
+
+def test_base_holds_the_whole_installation(base_objects: list[dict[str, Any]]) -> None:
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in base_objects}
+    assert kinds == {
+        ("Namespace", "kubeflow"),
+        ("CustomResourceDefinition", "experiments.kubeflow.org"),
+        ("CustomResourceDefinition", "trials.kubeflow.org"),
+        ("CustomResourceDefinition", "suggestions.kubeflow.org"),
+        ("ServiceAccount", "katib-controller"), ("ServiceAccount", "katib-services"),
+        ("ClusterRole", "katib-controller"), ("ClusterRoleBinding", "katib-controller"),
+        ("ConfigMap", "katib-config"),
+        ("Deployment", "katib-controller"),
+        ("Deployment", "katib-suggestion"), ("Service", "katib-suggestion"),
+        ("Deployment", "katib-earlystopping"), ("Service", "katib-earlystopping"),
+        ("Deployment", "katib-db-manager"), ("Service", "katib-db-manager"),
+        ("Deployment", "katib-mysql"), ("Service", "katib-mysql"),
+        ("PersistentVolumeClaim", "katib-mysql"), ("Secret", "katib-mysql-secrets"),
+    }
+    for obj in base_objects:
+        if obj["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole",
+                               "ClusterRoleBinding"):
+            assert obj["metadata"]["namespace"] == "kubeflow", obj["metadata"]["name"]
+
+
+def test_rendered_crds_are_the_generated_ones(base_objects: list[dict[str, Any]]) -> None:
+    rendered = by_kind(base_objects, "CustomResourceDefinition")
+    for generated in crd.crds():
+        name = generated["metadata"]["name"]
+        assert rendered[name]["spec"] == generated["spec"]
+
+
+def test_postgres_overlay_swaps_the_database(postgres_objects: list[dict[str, Any]]) -> None:
+    names = {(o["kind"], o["metadata"]["name"]) for o in postgres_objects}
+    assert not {n for n in names if "mysql" in n[1]}, "MySQL objects left in the postgres overlay"
+    assert {("Deployment", "katib-postgres"), ("Service", "katib-postgres"),
+            ("PersistentVolumeClaim", "katib-postgres"), ("Secret", "katib-postgres-secrets")} <= names
+    env = {e["name"]: e for e in _container(postgres_objects, "katib-db-manager")["env"]}
+    assert env["DB_NAME"]["value"] == "postgres"
+    assert env["KATIB_POSTGRESQL_DB_HOST"]["value"] == "katib-postgres"
+    secret = by_kind(postgres_objects, "Secret")["katib-postgres-secrets"]
+    for var in env.values():
+        ref = var.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            assert ref["name"] == "katib-postgres-secrets" and ref["key"] in secret["stringData"]
+
+
+def _container(objects: list[dict[str, Any]], deployment: str) -> dict[str, Any]:
+    containers = by_kind(objects, "Deployment")[deployment]["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return dict(containers[0])
+
+
+def test_services_run_the_katib_commands(base_objects: list[dict[str, Any]]) -> None:
+    commands = {name: _container(base_objects, name)["command"]
+                for name in ("katib-controller", "katib-suggestion", "katib-earlystopping",
+                             "katib-db-manager")}
+    assert commands["katib-controller"] == ["katib", "controller"]
+    assert commands["katib-suggestion"][:5] == ["katib", "suggestion", "serve", "--port", "6789"]
+    assert commands["katib-earlystopping"][:5] == ["katib", "earlystop", "serve", "--port", "6788"]
+    assert commands["katib-db-manager"][:4] == ["katib", "db-manager", "--port", "6789"]
+    for name in commands:
+        assert _container(base_objects, name)["image"] == "katib-lite:latest"
+    env = {e["name"]: e for e in _container(base_objects, "katib-db-manager")["env"]}
+    assert env["DB_NAME"]["value"] == "mysql"
+    assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "katib-mysql-secrets"
+
+
+def test_services_select_their_pods(base_objects: list[dict[str, Any]]) -> None:
+    deployments = by_kind(base_objects, "Deployment")
+    for name, service in by_kind(base_objects, "Service").items():
+        pod = deployments[name]["spec"]["template"]
+        labels = pod["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items(), name
+        ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+        assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports, name
+
+
+def test_only_the_controller_gets_an_api_token(base_objects: list[dict[str, Any]]) -> None:
+    for name, deployment in by_kind(base_objects, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        if name == "katib-controller":
+            assert pod["serviceAccountName"] == "katib-controller"
+        else:
+            assert pod.get("automountServiceAccountToken") is False, name
+
+
+def _config(objects: list[dict[str, Any]]) -> dict[str, str]:
+    return dict(by_kind(objects, "ConfigMap")["katib-config"]["data"])
+
+
+def test_katib_config_routes_every_builtin_algorithm(base_objects: list[dict[str, Any]]) -> None:
+    config = _config(base_objects)
+    routes = parse_addresses(config["suggestion-addresses"])
+    assert set(suggestion_registry.builtin_names()) <= set(routes)
+    assert set(routes.values()) == {"katib-suggestion.kubeflow.svc:6789"}
+    assert parse_addresses(config["earlystopping-addresses"]) == {
+        "medianstop": "katib-earlystopping.kubeflow.svc:6788"}
+    assert config["db-manager-address"] == "katib-db-manager.kubeflow.svc:6789"
+
+
+def test_controller_reads_its_addresses_from_katib_config(base_objects: list[dict[str, Any]]) -> None:
+    env = {e["name"]: e for e in _container(base_objects, "katib-controller")["env"]}
+    config = _config(base_objects)
+    for var, key in [("KATIB_SUGGESTION_ADDRESSES", "suggestion-addresses"),
+                     ("KATIB_EARLYSTOPPING_ADDRESSES", "earlystopping-addresses"),
+                     ("KATIB_DB_MANAGER_ADDRESS", "db-manager-address")]:
+        assert env[var]["valueFrom"]["configMapKeyRef"] == {"name": "katib-config", "key": key}
+        assert key in config
+
+
+def test_trial_resources_match_the_controller_role(base_objects: list[dict[str, Any]]) -> None:
+    """Every workload kind katib-config allows can be created and deleted by the controller."""
+    rules = by_kind(base_objects, "ClusterRole")["katib-controller"]["rules"]
+    kinds = [k.strip() for k in _config(base_objects)["trial-resources"].split(",")]
+    assert "Job.v1.batch" in kinds
+    for resource in kinds:
+        kind, _, group = resource.split(".", 2)
+        plural = kind.lower() + "s"
+        granted = [r for r in rules if group in r["apiGroups"] and plural in r["resources"]]
+        assert granted, f"no rule for {resource}"
+        assert {"create", "delete", "get", "list", "watch"} <= set(granted[0]["verbs"]), resource
+
+
+def test_dockerfile_installs_the_package_with_katib_entrypoint() -> None:
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert "FROM python:3.11-slim" in text
+    assert 'ENTRYPOINT ["katib"]' in text

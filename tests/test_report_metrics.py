@@ -1,0 +1,46 @@
+"""katib.report_metrics outside a local run: to a real DBManager over gRPC, as in a pod."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from katib.store import Store
+from katib.store.dbmanager import serve
+
+
+def test_report_metrics_reaches_the_db_manager_with_sub_second_timestamps(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/dbm.db")
+    server = serve(store, 0, host="127.0.0.1")
+    try:
+        code = ("import katib\n"
+                "for step in range(1, 4): katib.report_metrics({'loss': 1.0 / step, 'acc': 0.5 + step / 10})\n")
+        env = {"PATH": "/usr/bin:/bin", "KATIB_TRIAL_NAME": "pod-trial-1",
+               "KATIB_DB_MANAGER_ADDRESS": f"127.0.0.1:{server.port}"}
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        loss = store.get_observations("pod-trial-1", "loss")
+        assert [float(r.value) for r in loss] == [1.0, 0.5, pytest.approx(1 / 3)]
+        # upstream's wire format has no step: the order of reports is the step, so the three
+        # reports need distinct, increasing times (upstream stamps whole seconds: all equal)
+        assert [r.timestamp for r in loss] == sorted({r.timestamp for r in loss})
+        assert len(store.get_observations("pod-trial-1", "acc")) == 3
+    finally:
+        server.stop(0)
+
+
+def test_report_metrics_outside_a_trial_says_how_to_fix_it() -> None:
+    done = subprocess.run([sys.executable, "-c", "import katib; katib.report_metrics({'loss': 1})"],
+                          env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "KATIB_TRIAL_NAME" in done.stderr
+
+
+def test_report_metrics_rejects_non_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import katib
+
+    monkeypatch.setenv("KATIB_TRIAL_NAME", "t")
+    with pytest.raises(ValueError, match="'loss'"):
+        katib.report_metrics({"loss": "high"})
