@@ -30,7 +30,7 @@ from katib.api.model import (
     TrialCondition as TC,
 )
 from katib.controller.conditions import is_true, set_condition
-from katib.metrics.strategies import best_trial, goal_reached, objective_value
+from katib.metrics.strategies import best_trial
 
 __all__ = ["Actions", "reconcile", "compute_status", "is_completed"]
 
@@ -93,12 +93,18 @@ def compute_status(exp: Experiment, trials: Sequence[Trial]) -> ExperimentStatus
     return status
 
 
-def _goal_reached(exp: Experiment, status: ExperimentStatus) -> bool:
+def _goal_reached(exp: Experiment, trials: Sequence[Trial]) -> bool:
+    """The goal counts only trials that ran to their end (Succeeded or EarlyStopped), as
+    upstream, whose trials carry an observation only once completed. A running trial's live
+    value shows in ``currentOptimalTrial`` but does not end the experiment: ending it there
+    would kill the very trial that reached the goal, just before it finished and saved
+    its result."""
     objective = exp.spec.objective
-    optimum = status.current_optimal_trial
-    if objective is None or optimum is None:
+    if objective is None or objective.goal is None:
         return False
-    return goal_reached(objective_value(optimum.observation, objective), objective)
+    done = [t for t in trials if t.status.state in (TC.SUCCEEDED, TC.EARLY_STOPPED)]
+    found = best_trial(done, objective)
+    return found is not None and found.goal_reached
 
 
 def reconcile(exp: Experiment, trials: Sequence[Trial], now: str, *,
@@ -141,7 +147,7 @@ def reconcile(exp: Experiment, trials: Sequence[Trial], now: str, *,
             return actions
 
     end: tuple[str, str, str] | None = None
-    if _goal_reached(exp, status):
+    if _goal_reached(exp, trials):
         end = (EC.SUCCEEDED, EC.REASON_GOAL_REACHED, "Experiment has succeeded because Objective goal has reached")
     elif suggestion_failed:
         end = (EC.FAILED, EC.REASON_FAILED, f"Suggestion has failed: {suggestion_failed}")

@@ -99,6 +99,24 @@ def test_goal_reached_for_maximize_and_minimize() -> None:
     assert reason(exp, "Succeeded") == "ExperimentGoalReached"
 
 
+def test_a_running_trials_live_value_does_not_end_the_experiment_on_goal() -> None:
+    # It shows as the current optimum, but the experiment waits for the trial to finish,
+    # so the trial that reached the goal is not killed on the way.
+    exp = experiment(goal=0.9)
+    actions = run(exp, [trial("a", "Running", 0.95), trial("b", "Running", 0.3)])
+    assert reason(exp, "Succeeded") is None and not actions.stop and not actions.completed
+    assert exp.status is not None and exp.status.current_optimal_trial is not None
+    assert exp.status.current_optimal_trial.best_trial_name == "a"
+    actions = run(exp, [trial("a", "Succeeded", 0.95), trial("b", "Running", 0.3)])
+    assert reason(exp, "Succeeded") == "ExperimentGoalReached" and actions.stop == ["b"]
+
+
+def test_an_early_stopped_trial_can_reach_the_goal() -> None:
+    exp = experiment(goal=0.1, type_="minimize")
+    run(exp, [trial("a", "EarlyStopped", 0.05)])
+    assert reason(exp, "Succeeded") == "ExperimentGoalReached"
+
+
 def test_max_failed_fails_the_experiment() -> None:
     exp = experiment(max_failed=2)
     run(exp, [trial("a", "Failed")])

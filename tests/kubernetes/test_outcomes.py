@@ -75,6 +75,9 @@ def test_failed_and_silent_trials_fail_the_experiment(kube: Kube, k8s_namespace:
     ns = k8s_namespace
     body = grid_experiment("failing", ns, ["fast", "fail", "silent"])
     body["spec"]["maxFailedTrialCount"] = 2
+    # One at a time, in the grid's order: run side by side, "fail" and "silent" can end the
+    # experiment while "fast" is still being collected, and the controller rightly kills it.
+    body["spec"]["parallelTrialCount"] = 1
     kube.create(EXPERIMENTS, ns, body)
     with running_controller(kube, ns):
         exp = wait_for("the experiment to fail", finished(kube, ns, "failing"), timeout=120)
