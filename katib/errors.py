@@ -9,6 +9,8 @@
     ├── AlreadyExistsError          creating something whose name is taken
     ├── SearchSpaceExhausted        the algorithm has nothing more to suggest (ends the experiment
     │                               cleanly as SuggestionEndReached)
+    ├── SuggestionsPending          the algorithm cannot give the number asked for until running
+    │                               trials finish (hyperband between rungs); ask again later
     ├── TemplateError               a trial template cannot be rendered for a trial
     └── ServiceError                a remote service failed; ``retryable`` says whether to try again
 
@@ -28,6 +30,7 @@ __all__ = [
     "NotFoundError",
     "AlreadyExistsError",
     "SearchSpaceExhausted",
+    "SuggestionsPending",
     "TemplateError",
     "ServiceError",
     "GRPC_CODES",
@@ -87,6 +90,14 @@ class SearchSpaceExhausted(KatibError):
     """The algorithm will never suggest anything more (grid done, hyperband finished)."""
 
 
+class SuggestionsPending(KatibError):
+    """The algorithm cannot give the number of assignments asked for until some running
+    trials finish (hyperband waiting for a rung). Nothing is wrong: the caller creates no
+    trial this round and asks again once a trial has finished. Over gRPC it is
+    FAILED_PRECONDITION, so an upstream controller, which rejects a reply of the wrong size,
+    simply retries on its next reconcile."""
+
+
 class TemplateError(KatibError, ValueError):
     """The trial template could not be rendered for a trial's assignments."""
 
@@ -107,6 +118,7 @@ GRPC_CODES: dict[type[KatibError], str] = {
     NotFoundError: "NOT_FOUND",
     AlreadyExistsError: "ALREADY_EXISTS",
     SearchSpaceExhausted: "OUT_OF_RANGE",
+    SuggestionsPending: "FAILED_PRECONDITION",
     ServiceError: "UNAVAILABLE",
     KatibError: "INTERNAL",
 }

@@ -15,12 +15,19 @@ restart the caller rebuilds a fresh instance by telling it every known trial at 
 the instance did not suggest itself must be accepted (they may come from an earlier process
 or another controller).
 
-``ask(n)`` returns at most ``n`` assignments that are distinct from each other and respect
-each parameter's type, bounds, step, list and distribution. It returns fewer (possibly none)
-only when it must wait for running trials to finish (hyperband between rungs) or when fewer
-than ``n`` points remain (grid). It raises ``SearchSpaceExhausted`` when nothing more will
-ever come and nothing is running that could change that; the experiment then ends as
-``SuggestionEndReached``.
+``ask(n)`` returns exactly ``n`` assignments (the wire contract: upstream's controller rejects
+a reply of any other size) that are distinct from each other and respect each parameter's
+type, bounds, step, list and distribution. Two exits instead of a short reply:
+
+- ``SuggestionsPending`` when it cannot give ``n`` until running trials finish (hyperband
+  between rungs): the caller creates nothing and asks again after the next trial finishes.
+  An algorithm raises it only while trials it is waiting for are running, so it never stalls.
+- ``SearchSpaceExhausted`` when nothing more will ever come; the experiment then ends as
+  ``SuggestionEndReached`` once its running trials finish.
+
+The one short reply left is a finite space with fewer than ``n`` unseen points (grid at its
+end): those are all there is. Set ``maxTrialCount`` to at most the number of points to keep
+every reply exact (grid's validation requires it when it is set).
 
 Algorithms import no grpc, kubernetes or sqlalchemy (checked by a test).
 """
@@ -137,7 +144,8 @@ class Algorithm(abc.ABC):
 
     @abc.abstractmethod
     def ask(self, n: int) -> list[Assignment]:
-        """Up to ``n`` distinct new assignments (see the module docstring)."""
+        """``n`` distinct new assignments, or SuggestionsPending / SearchSpaceExhausted (see the
+        module docstring)."""
 
     def state_settings(self) -> dict[str, str]:
         """Settings to hand back to an upstream controller in GetSuggestionsReply.algorithm

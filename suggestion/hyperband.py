@@ -8,12 +8,28 @@ epochs), ``eta`` (> 1, default 3) and, beyond upstream, ``random_state``. With
 each rung keeps the best ``ceil(n_i / eta)`` (failed trials rank last) and runs them with
 ``eta`` times the resource. As upstream, ``parallelTrialCount >= ceil(eta^s_max)``.
 
-Upstream's version stalled after the first rung (it returned fewer assignments than the
-controller asked for, which the controller rejects). Here ``ask(n)`` fills the batch from the
-first bracket that can make progress, then from later brackets' rungs: brackets are
-independent, so running them side by side changes nothing but the wall-clock time. It returns
-fewer than ``n`` (or none) only when every remaining rung waits for running trials, and
-raises ``SearchSpaceExhausted`` once every rung of every bracket has finished.
+Upstream's version stalled after the first rung: it returned fewer assignments than the
+controller asked for, and the controller rejects any reply whose size is not exactly
+``current_request_number`` (reference §5.3). Here the service absorbs the mismatch between
+rung sizes and requests, so every reply holds exactly ``n`` assignments:
+
+- ``ask(n)`` fills the batch from the first bracket that can make progress, then from later
+  brackets' rungs: brackets are independent, so running them side by side changes nothing
+  but the wall-clock time. What is ready beyond ``n`` waits for the next call.
+- When fewer than ``n`` are ready and some of this run's trials are still running, it raises
+  ``SuggestionsPending`` (gRPC FAILED_PRECONDITION): the controller creates nothing and asks
+  again once a trial has finished, which frees a slot and may complete a rung.
+- When fewer than ``n`` are ready and nothing is running, waiting cannot help (the request
+  is larger than what Hyperband can run at that point: the last rungs, or a
+  ``parallelTrialCount`` above the brackets' first rungs). The reply then holds every ready
+  assignment plus *filler* trials: fresh random configurations at the smallest resource
+  (``r_l * eta^-s_max``), the cheapest trial there is, which ends before the rest of the
+  reply and so never holds up the next rung. Fillers carry the label ``LABEL_FILLER``, are
+  not part of any bracket and are never promoted; they are ordinary trials of the
+  experiment otherwise. They cost at most ``parallelTrialCount`` smallest-resource trials
+  each time the last rungs leave slots free; ``parallelTrialCount = ceil(eta^s_max)`` (the
+  minimum hyperband accepts) keeps them few.
+- It raises ``SearchSpaceExhausted`` once every rung of every bracket has finished.
 
 State is rebuilt from the trials alone. Assignments carry the labels ``LABEL_BRACKET`` and
 ``LABEL_RUNG``; when a controller does not send labels back (upstream's never does), a trial
@@ -33,16 +49,17 @@ from typing import ClassVar, Mapping, Sequence
 
 from katib.api.model import ObjectiveSpec, ParameterType
 from katib.api.space import SearchSpace, Value
-from katib.errors import SearchSpaceExhausted, SettingsError
+from katib.errors import SearchSpaceExhausted, SettingsError, SuggestionsPending
 from suggestion._common import SeenPoints, SpaceCodec, check_space, parse_seed
 from suggestion.base import Algorithm, Assignment, TrialResult, check_known, parse_float
 
-__all__ = ["Hyperband", "LABEL_BRACKET", "LABEL_RUNG"]
+__all__ = ["Hyperband", "LABEL_BRACKET", "LABEL_RUNG", "LABEL_FILLER"]
 
 log = logging.getLogger(__name__)
 
 LABEL_BRACKET = "hyperband.suggestion.katib.kubeflow.org/bracket"
 LABEL_RUNG = "hyperband.suggestion.katib.kubeflow.org/rung"
+LABEL_FILLER = "hyperband.suggestion.katib.kubeflow.org/filler"
 _STATE_KEYS = ("s_max", "b_l", "r", "n", "current_s", "current_i", "evaluating_trials")
 _EPS = 1e-9
 
@@ -186,6 +203,9 @@ class Hyperband(Algorithm):
                 return t.order, 0.0
 
         for t in sorted(trials, key=sort_key):
+            if t.labels.get(LABEL_FILLER):
+                self._configs.add(t.assignments)  # keeps later configurations distinct
+                continue
             where = self._placed.get(t.name) or self._locate(t)
             if where is None:
                 continue  # not a trial of this hyperband run
@@ -243,14 +263,62 @@ class Hyperband(Algorithm):
     # -- ask ----------------------------------------------------------------------------
 
     def ask(self, n: int) -> list[Assignment]:
+        if n <= 0:
+            return []
+        if all(b.complete for b in self.brackets):
+            raise SearchSpaceExhausted(f"hyperband finished all {self.s_max + 1} brackets")
+        ready = sum(self._ready(b) for b in self.brackets)
+        running = self.running_trials()
+        if ready < n and running:
+            raise SuggestionsPending(
+                f"hyperband can start {ready} of the {n} trials asked for; the rest wait for "
+                f"{running} running trial(s) to finish their rung")
         batch: list[Assignment] = []
         for bracket in self.brackets:
             if len(batch) >= n:
                 break
             batch += self._fill(bracket, n - len(batch))
-        if not batch and n > 0 and all(b.complete for b in self.brackets):
+        if not batch and all(b.complete for b in self.brackets):  # a finite space ran out
             raise SearchSpaceExhausted(f"hyperband finished all {self.s_max + 1} brackets")
+        if len(batch) < n:
+            batch += self._fillers(n - len(batch), batch)
         return batch
+
+    def running_trials(self) -> int:
+        """Trials of this run's brackets that have not finished (fillers not counted)."""
+        return sum(1 for b in self.brackets for r in b.rungs for e in r.entries.values() if not e.finished)
+
+    def _ready(self, bracket: _Bracket) -> int:
+        """How many assignments ``_fill`` could give for ``bracket`` now (without doing it)."""
+        for i, rung in enumerate(bracket.rungs):
+            if rung.complete:
+                continue
+            if rung.full:
+                return 0
+            if i == 0:
+                free = rung.size - len(rung.entries)
+                remaining = self._configs.remaining
+                return free if remaining is None else min(free, remaining)
+            previous = bracket.rungs[i - 1]
+            if not previous.complete:
+                return 0
+            return sum(1 for key in previous.best(rung.size) if key not in rung.entries)
+        return 0
+
+    def _fillers(self, k: int, batch: list[Assignment]) -> list[Assignment]:
+        """k fresh configurations outside every bracket, at the smallest resource."""
+        resource = self.brackets[0].rungs[0].resource
+        fillers = []
+        for values in self._configs.fill([], k, self._rng):
+            values = dict(values)
+            values[self.resource_name] = resource
+            ordered = {name: values[name] for name in self.space.names}
+            fillers.append(Assignment(values=ordered, labels={LABEL_FILLER: "true"}))
+        if len(fillers) < k:
+            log.warning("hyperband: the search space has no configuration left for %d filler trial(s); "
+                        "the reply holds %d assignments instead of %d", k - len(fillers),
+                        len(batch) + len(fillers), len(batch) + k)
+        return fillers
 
     def _fill(self, bracket: _Bracket, k: int) -> list[Assignment]:
         """Up to k assignments from the first rung of ``bracket`` that can take trials."""
@@ -297,7 +365,7 @@ class Hyperband(Algorithm):
     def state_settings(self) -> dict[str, str]:
         current = next((b for b in self.brackets if not b.complete), None)
         current_i = next((i for i, r in enumerate(current.rungs) if not r.complete), 0) if current else 0
-        running = sum(1 for b in self.brackets for r in b.rungs for e in r.entries.values() if not e.finished)
+        running = self.running_trials()
         first = current.rungs[0] if current else self.brackets[-1].rungs[0]
         return {
             "eta": f"{self.eta:g}", "s_max": str(self.s_max), "r_l": f"{self.r_l:g}",

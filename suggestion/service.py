@@ -18,8 +18,11 @@ What differs from upstream's services, on purpose:
 - When the algorithm has nothing more to suggest the call fails with OUT_OF_RANGE
   "search space exhausted". Our controller ends the experiment as
   ``ExperimentSuggestionEndReached`` on it; upstream's controller keeps retrying.
-- A reply may hold fewer than ``current_request_number`` assignments (grid near its end,
-  hyperband between rungs). Our controller accepts that; upstream's rejects it.
+- A reply holds exactly ``current_request_number`` assignments, as upstream's controller
+  requires. An algorithm that must wait for running trials first (hyperband between rungs)
+  fails the call with FAILED_PRECONDITION instead, and every controller simply asks again
+  later. The one exception is a finite space with fewer points left than asked for (grid
+  without ``maxTrialCount``): the reply holds those points, and our controllers accept it.
 - Algorithms named in ``KATIB_SUGGESTION_ADDRESSES`` (``name=host:port,...``) are forwarded,
   request and reply unchanged, to that upstream-compatible suggestion server.
 """

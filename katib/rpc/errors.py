@@ -23,6 +23,7 @@ from katib.errors import (
     SearchSpaceExhausted,
     ServiceError,
     SettingsError,
+    SuggestionsPending,
 )
 
 __all__ = ["status_code", "abort", "ErrorInterceptor", "error_from_rpc", "RETRYABLE_CODES"]
@@ -96,6 +97,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
 _BY_CODE: dict[grpc.StatusCode, type[KatibError]] = {
     grpc.StatusCode.OUT_OF_RANGE: SearchSpaceExhausted,
+    grpc.StatusCode.FAILED_PRECONDITION: SuggestionsPending,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
 }
@@ -106,7 +108,8 @@ def error_from_rpc(exc: grpc.RpcError, *, invalid_argument: type[KatibError] = S
 
     INVALID_ARGUMENT becomes ``invalid_argument`` (SettingsError unless the caller knows
     better) carrying the setting our servers name in the metadata; OUT_OF_RANGE becomes
-    SearchSpaceExhausted; other codes a ServiceError whose ``retryable`` follows the code.
+    SearchSpaceExhausted, FAILED_PRECONDITION SuggestionsPending; other codes a ServiceError
+    whose ``retryable`` follows the code.
     """
     code: grpc.StatusCode = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details: str = (exc.details() if hasattr(exc, "details") else None) or str(exc)

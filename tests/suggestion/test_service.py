@@ -21,13 +21,26 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from katib.api.model import Condition, Experiment, Metric, Observation, ObjectMeta, ParameterAssignment, Trial, TrialSpec, TrialStatus
+from katib.api.model import (
+    Condition,
+    Experiment,
+    FeasibleSpace,
+    Metric,
+    Observation,
+    ObjectMeta,
+    ParameterAssignment,
+    ParameterSpec,
+    Trial,
+    TrialSpec,
+    TrialStatus,
+)
 from katib.api.space import SearchSpace
 from katib.errors import SearchSpaceExhausted
 from katib.rpc import api_pb2, api_pb2_grpc, converters
 from katib.rpc.server import ManagedServer
 from suggestion import registry
 from suggestion.base import TrialResult, TrialState
+from suggestion.hyperband import LABEL_FILLER
 from suggestion.inprocess import InProcessSuggester
 from suggestion.service import serve
 from suggestion.suggester import Suggester
@@ -38,8 +51,6 @@ DISTRIBUTIONS = ["uniform", "logUniform", "normal", "logNormal"]
 ALGORITHMS = registry.names()
 # Settings an algorithm needs to run at all on the mixed search space.
 SETTINGS = {"hyperband": {"r_l": "9", "eta": "3", "resource_name": "layers"}}
-# Algorithms that may return fewer than asked while they wait for a rung to finish.
-MAY_RETURN_FEWER = {"hyperband"}
 # Algorithms that enumerate, so they need a finite space (no step-less double).
 FINITE_ONLY = {"grid", "test-finite"}
 N = 4
@@ -126,10 +137,8 @@ class Controller:
 
 
 def _check_reply(space: SearchSpace, reply: list[dict[str, str]], n: int, algorithm: str) -> None:
-    if algorithm in MAY_RETURN_FEWER:
-        assert 1 <= len(reply) <= n
-    else:
-        assert len(reply) == n, f"{algorithm} returned {len(reply)} assignments for a request of {n}"
+    # exactly n, hyperband included: upstream's controller rejects any other size
+    assert len(reply) == n, f"{algorithm} returned {len(reply)} assignments for a request of {n}"
     points = []
     for values in reply:
         assert set(values) == set(space.names)
@@ -173,6 +182,58 @@ def test_two_rounds(stub: api_pb2_grpc.SuggestionStub, algorithm: str, distribut
         assert not {tuple(sorted(v.items())) for v in first} & {tuple(sorted(v.items())) for v in second}
 
 
+# --- hyperband under upstream's exact-count contract ----------------------------------------
+
+def test_hyperband_meets_the_exact_count_contract_over_grpc(stub: api_pb2_grpc.SuggestionStub) -> None:
+    """Upstream's controller asks for exactly its free slots, rejects a reply of any other
+    size and sends no labels back; hyperband still runs every bracket and rung, then ends."""
+    params = [ParameterSpec("lr", "double", FeasibleSpace(min="0.001", max="0.1")),
+              ParameterSpec("layers", "int", FeasibleSpace(min="1", max="9"))]
+    exp = experiment("hb-exact", "hyperband", params, {"r_l": "9", "eta": "3", "resource_name": "layers"},
+                     max_trial_count=None, parallel_trial_count=9)
+    controller = Controller(exp)
+    fillers: set[str] = set()
+    parallel, pending, exhausted = 9, 0, False
+    for _ in range(200):
+        running = [t for t in controller.trials if t.status.condition == api_pb2.TrialStatus.RUNNING]
+        for trial in running[:2]:  # the two oldest finish
+            values = {a.name: a.value for a in trial.spec.parameter_assignments.assignments}
+            trial.status.condition = api_pb2.TrialStatus.SUCCEEDED
+            score = float(values["layers"]) / 10 - abs(float(values["lr"]) - 0.01)
+            trial.status.observation.metrics.add(name="accuracy", value=repr(score))
+        n = parallel - (len(running) - len(running[:2]))
+        if n == 0:
+            continue
+        try:
+            reply = stub.GetSuggestions(controller.request(n), timeout=60)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.OUT_OF_RANGE:
+                assert "search space exhausted" in err.details()
+                if len(running) - len(running[:2]) == 0:
+                    exhausted = True
+                    break
+                continue
+            assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
+            assert len(running) > 2, "hyperband waited with nothing running: it would stall"
+            pending += 1
+            continue
+        assert len(reply.parameter_assignments) == n, "upstream's controller rejects this reply"
+        controller.state = {x.name: x.value for x in reply.algorithm.algorithm_settings}
+        for item in reply.parameter_assignments:
+            values = {a.name: a.value for a in item.assignments}
+            trial = controller.trials_add(f"hb-{len(controller.trials)}", values)
+            trial.status.condition = api_pb2.TrialStatus.RUNNING
+            if item.labels.get(LABEL_FILLER):
+                fillers.add(trial.name)
+    assert exhausted, "hyperband never said the search space was exhausted"
+    layers = [int(next(a.value for a in t.spec.parameter_assignments.assignments if a.name == "layers"))
+              for t in controller.trials if t.name not in fillers]
+    # bracket 2: 9 at 1 layer, 3 at 3, 1 at 9; bracket 1: 5 at 3, 2 at 9; bracket 0: 3 at 9
+    assert sorted(layers) == [1] * 9 + [3] * 8 + [9] * 6
+    assert pending > 0  # it did have to wait between rungs, and said so instead of replying short
+    assert len(fillers) < parallel * 3
+
+
 # --- restart: a new server picks up an experiment from the request's trials ----------------
 
 @pytest.mark.parametrize("algorithm", [a for a in ALGORITHMS if not a.startswith("test-")] + ["test-finite"])
@@ -198,7 +259,7 @@ def test_restart_mid_experiment(algorithm: str) -> None:
                 except grpc.RpcError as err:
                     assert err.code() == grpc.StatusCode.OUT_OF_RANGE, err.details()
                     return True
-                assert got or algorithm in MAY_RETURN_FEWER
+                assert len(got) == min(3, left)
                 controller.finish_all()
         return len(controller.trials) >= max_trials
 

@@ -42,7 +42,14 @@ from katib.backends.kubernetes.workqueue import WorkQueue
 from katib.controller.conditions import now_rfc3339, set_condition
 from katib.controller.reconcile import is_completed, reconcile
 from katib.controller.template import render_trial_spec
-from katib.errors import SearchSpaceExhausted, ServiceError, SettingsError, TemplateError, ValidationError
+from katib.errors import (
+    SearchSpaceExhausted,
+    ServiceError,
+    SettingsError,
+    SuggestionsPending,
+    TemplateError,
+    ValidationError,
+)
 
 __all__ = ["Controller", "ControllerOptions"]
 
@@ -324,6 +331,9 @@ class Controller:
             log.info("experiment %s/%s: the search space is exhausted", exp.metadata.namespace, exp.name)
             st.exhausted = True
             return 0
+        except SuggestionsPending as exc:
+            log.debug("experiment %s/%s: %s", exp.metadata.namespace, exp.name, exc)
+            return 0  # asked again when a trial finishes (that event reconciles the experiment)
         except (SettingsError, ValidationError) as exc:
             st.suggestion_failed = str(exc)
             return 0

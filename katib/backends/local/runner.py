@@ -35,7 +35,7 @@ from katib.backends.local.process import ProcessSpec, TrialProcess
 from katib.controller.conditions import is_true, now_rfc3339, set_condition
 from katib.controller.reconcile import reconcile
 from katib.controller.template import primary_container, render_trial_spec
-from katib.errors import SearchSpaceExhausted, SettingsError, TemplateError
+from katib.errors import SearchSpaceExhausted, SettingsError, SuggestionsPending, TemplateError
 from katib.metrics.strategies import fold
 
 __all__ = ["LocalRunner", "RunOptions", "trial_directory"]
@@ -204,6 +204,8 @@ class LocalRunner:
         except SearchSpaceExhausted:
             self._exhausted = True
             return []
+        except SuggestionsPending:
+            return []  # asked again after the next trial finishes
         except SettingsError as exc:
             self._suggestion_failed = str(exc)
             return []
