@@ -4,7 +4,9 @@ It plays scheduler and kubelet at once: Pods that no one has scheduled (and
 Pods bound to its Node) are bound to the Node through the Binding subresource,
 their containers run as local processes (``command`` + ``args``; images are
 ignored), and Pod status is reported as a kubelet would, so controllers (Job,
-garbage collector, Katib's) see real phases, exit codes and logs.
+garbage collector, Katib's) see real phases, exit codes and logs. Containers
+that mount volumes run in mount namespaces of their own (see ``pod_worker``);
+``volumes_unavailable`` says why they cannot, when they cannot.
 
 Threads: one watches Pods (list, then watch from the list's resourceVersion;
 relist on 410 Gone; back off on errors), one per Pod (see ``pod_worker``),
@@ -13,7 +15,6 @@ one per running container, and the HTTPS log server's.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import json
 import logging
@@ -30,6 +31,8 @@ from kubernetes.watch.watch import iter_resp_lines
 from .kubelet_logs import LogServer
 from .pki import CertPair
 from .api import MERGE_PATCH, ApiException, raw, read_json, send
+from .kubelet_runtime import mount_namespace_problem
+from .kubelet_volumes import decode_data
 from .pod_worker import PodWorker
 
 __all__ = ["LocalKubelet"]
@@ -49,12 +52,22 @@ def now() -> str:
 
 
 class LocalKubelet:
-    """Registers ``node_name`` and runs the Pods that land on it."""
+    """Registers ``node_name`` and runs the Pods that land on it.
+
+    ``schedule=False``: leave unscheduled Pods alone (another kubelet binds
+    them) and run only the Pods bound to ``node_name``. ``volumes=False``:
+    behave as on a machine where mount namespaces cannot be created.
+    """
 
     def __init__(self, kubeconfig: Path | str, serving: CertPair, client_ca: Path, *,
                  node_name: str = "katib-test-node", workdir: Path | str | None = None,
-                 extra_env: Optional[dict[str, str]] = None) -> None:
+                 extra_env: Optional[dict[str, str]] = None, schedule: bool = True,
+                 volumes: bool = True) -> None:
         self.node_name = node_name
+        self.schedule = schedule
+        self._volumes = volumes
+        # Why containers cannot mount volumes here (None: they can); set by start().
+        self.volumes_unavailable: Optional[str] = None
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="katib-kubelet-"))
         self.extra_env = dict(extra_env or {})
@@ -80,6 +93,12 @@ class LocalKubelet:
     # ---- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.volumes_unavailable = (mount_namespace_problem(self.workdir) if self._volumes
+                                    else "volumes are turned off for this test kubelet")
+        if self.volumes_unavailable:
+            log.warning("test kubelet %s cannot mount volumes: %s", self.node_name,
+                        self.volumes_unavailable)
         self.log_server.start()
         self._register_node()
         self._thread.start()
@@ -124,6 +143,11 @@ class LocalKubelet:
 
     def lookup(self, kind: str, namespace: str, name: str) -> Optional[dict[str, str]]:
         """Data of a ConfigMap or Secret (decoded), None if it does not exist."""
+        data = self.volume_data(kind, namespace, name)
+        return None if data is None else {k: v.decode() for k, v in data.items()}
+
+    def volume_data(self, kind: str, namespace: str, name: str) -> Optional[dict[str, bytes]]:
+        """Data of a ConfigMap or Secret as bytes, None if it does not exist."""
         read = (self.core.read_namespaced_config_map if kind == "configmap"
                 else self.core.read_namespaced_secret)
         try:
@@ -132,13 +156,7 @@ class LocalKubelet:
             if e.status == 404:
                 return None
             raise
-        data = dict(obj.get("data") or {})
-        if kind == "secret":
-            data = {k: base64.b64decode(v).decode() for k, v in data.items()}
-        else:
-            data.update({k: base64.b64decode(v).decode()
-                         for k, v in (obj.get("binaryData") or {}).items()})
-        return data
+        return decode_data(kind, obj)
 
     def base_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -272,7 +290,7 @@ class LocalKubelet:
             worker.update(pod)
             return
         node = (pod.get("spec") or {}).get("nodeName")
-        if node and node != self.node_name:
+        if (node and node != self.node_name) or (not node and not self.schedule):
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return

@@ -3,22 +3,27 @@
 Images are ignored: a container runs its ``command`` + ``args`` on this host,
 with the environment a real kubelet would give it (``env``, ``envFrom``,
 ``$(VAR)`` expansion, downward-API field references) on top of the host's.
+A container that mounts volumes starts through ``kubelet_mountns`` in a mount
+namespace of its own (see there); one that does not runs directly.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 __all__ = [
-    "CannotRun", "ConfigError", "ContainerProcess", "LookupFn", "container_argv",
-    "container_env", "exit_code", "expand", "field_value", "working_dir",
+    "CannotRun", "ConfigError", "ContainerProcess", "CreateError", "LookupFn",
+    "container_argv", "container_env", "exit_code", "expand", "field_value",
+    "mount_namespace_problem", "working_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -36,6 +41,31 @@ class ConfigError(Exception):
 
 class CannotRun(Exception):
     """The container can never start here (ContainerCannotRun); it ends with an error."""
+
+
+class CreateError(Exception):
+    """The container could not be created (CreateContainerError); retried with back-off."""
+
+
+_MOUNTNS = Path(__file__).with_name("kubelet_mountns.py")
+# Isolated (-I: no PYTHON* variables, no user site) and without site (-S): the
+# container's environment must not change how its first moments run.
+_MOUNTNS_ARGV = [sys.executable, "-I", "-S", str(_MOUNTNS)]
+
+
+def mount_namespace_problem(directory: Path) -> Optional[str]:
+    """None if containers can get mount namespaces here; otherwise why not."""
+    try:
+        proc = subprocess.run([*_MOUNTNS_ARGV, "--probe", str(directory)], timeout=60,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"cannot run {_MOUNTNS.name}: {e}"
+    if proc.returncode == 0:
+        return None
+    reason = proc.stderr.strip() or f"{_MOUNTNS.name} --probe exited with {proc.returncode}"
+    if os.geteuid() != 0:
+        reason += f"; this process runs as uid {os.geteuid()}, mounting needs root"
+    return reason
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -132,14 +162,17 @@ def container_argv(container: dict[str, Any], env: dict[str, str]) -> list[str]:
     return [expand(part, env) for part in command + list(container.get("args") or [])]
 
 
-def working_dir(container: dict[str, Any], default: Path) -> Path:
-    """``workingDir`` if this host has it; a per-pod scratch directory otherwise."""
+def working_dir(container: dict[str, Any], default: Path, in_namespace: bool) -> Path:
+    """``workingDir`` (a per-pod scratch directory if it names none).
+
+    Outside a mount namespace it must exist on this host: creating arbitrary
+    absolute paths on the host (as a runtime would in the container's own
+    filesystem) is not this harness's place. Inside one it is created there.
+    """
     wanted = container.get("workingDir")
     if not wanted:
         return default
-    # Creating arbitrary absolute paths on the host (as a runtime would in
-    # the container's own filesystem) is not this harness's place.
-    if not os.path.isdir(wanted):
+    if not in_namespace and not os.path.isdir(wanted):
         raise CannotRun(f"workingDir {wanted!r} does not exist on this host")
     return Path(wanted)
 
@@ -150,20 +183,60 @@ def exit_code(returncode: int) -> int:
 
 
 class ContainerProcess:
-    """One run of one container: a process group whose output goes to a log file."""
+    """One run of one container: a process group whose output goes to a log file.
 
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> None:
+    With a mount ``plan`` (see ``kubelet_mountns``) the process sets up its
+    mount namespace and then execs ``argv``; call :meth:`wait_started` to learn
+    whether it got that far.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path,
+                 plan: Optional[dict[str, Any]] = None) -> None:
         self.argv = argv
         self.log_path = log_path
         self._lock = threading.Lock()
         self._reaped = False
+        self._status_fd: Optional[int] = None
         with open(log_path, "ab") as out:
             # A session of its own, so that a signal reaches the container's
             # children too (as a PID namespace would) and never pytest.
-            self._proc = subprocess.Popen(
-                argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
+            if plan is None:
+                self._proc = subprocess.Popen(
+                    argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True)
+            else:
+                read, write = os.pipe()
+                plan = {**plan, "errfd": write, "cwd": str(cwd)}
+                try:
+                    self._proc = subprocess.Popen(
+                        [*_MOUNTNS_ARGV, json.dumps(plan), "--", *argv], env=env, cwd="/",
+                        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                        start_new_session=True, pass_fds=(write,))
+                except BaseException:
+                    os.close(read)
+                    raise
+                finally:
+                    os.close(write)
+                self._status_fd = read
         self.pid = self._proc.pid
+
+    def wait_started(self) -> None:
+        """Return once the command runs. CreateError if the mounts failed, OSError if
+        the command could not be executed; the process is gone then."""
+        fd, self._status_fd = self._status_fd, None
+        if fd is None:
+            return
+        with open(fd, "rb") as status:
+            report = status.read()  # EOF: exec'd (the pipe is close-on-exec), or killed
+        if not report:
+            return
+        with self._lock:
+            self._proc.wait()
+            self._reaped = True
+        stage, errno, message = report.decode(errors="replace").split("\0", 2)
+        if stage == "exec":
+            raise OSError(int(errno), message, self.argv[0])
+        raise CreateError(message)
 
     def wait(self) -> int:
         # Wait without reaping: while the leader is a zombie its process-group

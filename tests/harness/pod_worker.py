@@ -6,13 +6,22 @@ waiting/running/terminated states, exit codes and restart counts, and the
 restart policy (Never, OnFailure, Always) applied with a short back-off.
 Deletion sends SIGTERM to each container's process group, SIGKILL after the
 grace period, reports the terminated containers, then deletes the Pod with
-grace 0 as a kubelet does.
+grace 0 as a kubelet does. Once the Pod is deleted and its containers are
+gone, its directory (logs, volumes) is removed.
+
+A container's volumes (``kubelet_volumes``) are mounted in a mount namespace
+of its own (``kubelet_mountns``). Where the kubelet cannot create one, a
+container that mounts volumes waits with CreateContainerError saying why; the
+ServiceAccount token mount that admission adds to every Pod is then left out,
+so that Pods without volumes of their own still run.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import os
+import shutil
 import signal
 import threading
 import time
@@ -22,8 +31,9 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from .api import ApiException, read_json, send
 from .kubelet_logs import ContainerLog
-from .kubelet_runtime import (CannotRun, ConfigError, ContainerProcess, container_argv,
-                              container_env, working_dir)
+from .kubelet_runtime import (CannotRun, ConfigError, ContainerProcess, CreateError,
+                              container_argv, container_env, working_dir)
+from .kubelet_volumes import PodVolumes
 
 if TYPE_CHECKING:
     from .kubelet import LocalKubelet
@@ -76,6 +86,9 @@ class PodWorker(threading.Thread):
         self._statuses: dict[str, dict[str, Any]] = {}
         self._init_names = [c["name"] for c in spec.get("initContainers") or []]
         self._logs: dict[str, ContainerLog] = {}
+        self._volumes = PodVolumes(directory, kubelet.volume_data)
+        self._cleanup_lock = threading.Lock()
+        self._done = {"ran": False, "deleted": False, "removed": False}
         for c in (spec.get("initContainers") or []) + spec["containers"]:
             self._statuses[c["name"]] = {
                 "name": c["name"], "image": c.get("image", ""), "imageID": "",
@@ -104,6 +117,7 @@ class PodWorker(threading.Thread):
             key = (self.namespace, self.pod_name, name)
             if self.kubelet.log_server.logs.get(key) is entry:
                 del self.kubelet.log_server.logs[key]
+        self._remove_directory_once("deleted")
 
     def kill(self, report: bool = True) -> None:
         if not report:
@@ -118,6 +132,17 @@ class PodWorker(threading.Thread):
         except Exception:
             log.exception("test kubelet: pod %s/%s failed unexpectedly",
                           self.namespace, self.pod_name)
+        finally:
+            self._remove_directory_once("ran")
+
+    def _remove_directory_once(self, event: str) -> None:
+        """Remove the Pod's directory once it is both deleted and done running (any order)."""
+        with self._cleanup_lock:
+            self._done[event] = True
+            if not (self._done["ran"] and self._done["deleted"]) or self._done["removed"]:
+                return
+            self._done["removed"] = True
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def _run(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -215,23 +240,35 @@ class PodWorker(threading.Thread):
         """Run (and restart, as ``policy`` says) one container; its last exit code."""
         name = c["name"]
         code: Optional[int] = None
+        create_backoff, create_error = 1.0, ""
         while not self._terminating.is_set():
             run = self._statuses[name]["restartCount"]
             log_path = self.directory / f"{name}-{run}.log"
             try:
                 env = container_env(self.pod, c, self._base_env(), self.kubelet.lookup)
                 argv = container_argv(c, env)
-                cwd = working_dir(c, self.directory)
+                plan = self._mount_plan(c, env)
+                cwd = working_dir(c, self.directory, in_namespace=plan is not None)
+                code = self._run_once(name, argv, env, cwd, log_path, plan)
             except ConfigError as e:
                 self._update(name, state=_state("waiting", reason="CreateContainerConfigError",
                                                 message=str(e)))
                 self._report()
                 self._terminating.wait(1.0)  # the ConfigMap/Secret may appear
                 continue
+            except CreateError as e:
+                if str(e) != create_error:
+                    create_error = str(e)
+                    log.warning("pod %s/%s container %s cannot be created: %s",
+                                self.namespace, self.pod_name, name, e)
+                self._update(name, state=_state("waiting", reason="CreateContainerError",
+                                                message=str(e)))
+                self._report()
+                self._terminating.wait(create_backoff)
+                create_backoff = min(create_backoff * 2, _MAX_BACKOFF)
+                continue
             except CannotRun as e:
                 code = self._cannot_run(name, log_path, str(e))
-            else:
-                code = self._run_once(name, argv, env, cwd, log_path)
             if code is None:  # terminated before it could start
                 break
             restart = policy == "Always" or (policy == "OnFailure" and code != 0)
@@ -249,8 +286,23 @@ class PodWorker(threading.Thread):
             self._terminating.wait(backoff)
         return code
 
+    def _mount_plan(self, c: dict[str, Any], env: dict[str, str]) -> Optional[dict[str, Any]]:
+        """What ``kubelet_mountns`` needs to set up the container; None: run it directly."""
+        problem = self.kubelet.volumes_unavailable
+        mounts = self._volumes.mounts(self.pod, c, env, service_account=problem is None)
+        wanted = c.get("workingDir")
+        if not mounts and (not wanted or os.path.isdir(wanted)):
+            return None
+        if problem is not None:
+            if mounts:
+                raise CreateError(f"{mounts[0].what}: the test kubelet cannot mount volumes "
+                                  f"on this machine: {problem}")
+            return None  # and working_dir() says that the workingDir is missing
+        return {"staging": str(self.directory / "rootfs" / c["name"]),
+                "mounts": [m.plan() for m in mounts]}
+
     def _run_once(self, name: str, argv: list[str], env: dict[str, str], cwd: Path,
-                  log_path: Path) -> Optional[int]:
+                  log_path: Path, plan: Optional[dict[str, Any]]) -> Optional[int]:
         entry = self._logs[name]
         log_path.touch()
         with self._lock:
@@ -259,30 +311,44 @@ class PodWorker(threading.Thread):
             if self._terminating.is_set():
                 return None
             try:
-                proc = ContainerProcess(argv, env, cwd, log_path)
+                proc = ContainerProcess(argv, env, cwd, log_path, plan)
             except OSError as e:
                 error: Optional[OSError] = e
             else:
                 error = None
                 self._procs[name] = proc
-                entry.runs.append(log_path)
-                entry.running = True
+        if error is None:
+            try:
+                proc.wait_started()  # outside the lock: mounting takes a moment
+            except CreateError:
+                self._forget_process(name)
+                raise
+            except OSError as e:
+                self._forget_process(name)
+                error = e
         if error is not None:
             return self._cannot_run(name, log_path, f"{argv[0]}: {error}",
                                     127 if isinstance(error, FileNotFoundError) else 126)
+        with self._lock:
+            entry.runs.append(log_path)
+            entry.running = True
         started = _now()
         self._update(name, ready=True, started=True, containerID=f"local://{proc.pid}",
                      state=_state("running", startedAt=started))
         self._report()
         code = proc.wait()
         with self._lock:
-            self._procs.pop(name, None)
             entry.running = False
-        self._wake_killer.set()
+        self._forget_process(name)
         self._update(name, ready=False, started=False, state=_state(
             "terminated", exitCode=code, reason="Completed" if code == 0 else "Error",
             startedAt=started, finishedAt=_now(), containerID=f"local://{proc.pid}"))
         return code
+
+    def _forget_process(self, name: str) -> None:
+        with self._lock:
+            self._procs.pop(name, None)
+        self._wake_killer.set()
 
     def _cannot_run(self, name: str, log_path: Path, message: str, code: int = 128) -> int:
         log.warning("pod %s/%s container %s cannot run: %s",

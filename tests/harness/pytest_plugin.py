@@ -9,6 +9,11 @@ Fixtures:
 - ``k8s_api_client`` (function): a ``kubernetes.client.ApiClient`` as cluster admin.
 - ``k8s_namespace`` (function): a fresh namespace (its name), ready for Pods,
   deleted after the test.
+- ``k8s_volumes`` (function): request it in a test whose Pods mount volumes.
+  The test kubelet mounts them in per-container mount namespaces, which needs
+  root on Linux; where it cannot, such tests are skipped, or failed when
+  ``KATIB_TEST_REQUIRE_K8S=1``. ``KATIB_TEST_K8S_VOLUMES=0`` makes the
+  session's kubelet behave as if it could not (to see that path).
 
 The binaries are built once by ``scripts/k8s-control-plane.sh`` (5-15 minutes)
 and cached. The build runs right after collection, outside any test's
@@ -37,7 +42,7 @@ from .kubelet import LocalKubelet
 log = logging.getLogger(__name__)
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "k8s-control-plane.sh"
-_FIXTURES = {"k8s_control_plane", "k8s_namespace", "k8s_api_client"}
+_FIXTURES = {"k8s_control_plane", "k8s_namespace", "k8s_api_client", "k8s_volumes"}
 _UNAVAILABLE = 69  # the script's "not cached and cannot build here" (EX_UNAVAILABLE)
 
 
@@ -111,7 +116,8 @@ def k8s_control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
         cp.kubeconfig_path, cp.kubelet_serving, cp.pki.ca_cert,
         # What a Pod in a cluster finds in its environment to reach the API.
         extra_env={"KUBERNETES_SERVICE_HOST": "127.0.0.1",
-                   "KUBERNETES_SERVICE_PORT": str(cp.apiserver_port)})
+                   "KUBERNETES_SERVICE_PORT": str(cp.apiserver_port)},
+        volumes=os.environ.get("KATIB_TEST_K8S_VOLUMES") != "0")
     try:
         kubelet.start()
     except BaseException:
@@ -123,6 +129,18 @@ def k8s_control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     finally:
         kubelet.stop()
         cp.stop()
+
+
+@pytest.fixture
+def k8s_volumes(k8s_control_plane: ControlPlane) -> None:
+    """Skip (or fail, if required) unless the test kubelet can mount Pod volumes."""
+    kubelet = k8s_control_plane.kubelet
+    reason = kubelet.volumes_unavailable if kubelet is not None else "no test kubelet runs"
+    if reason is None:
+        return
+    if _required():
+        pytest.fail(f"the test kubelet must mount volumes but cannot: {reason}", pytrace=False)
+    pytest.skip(f"the test kubelet cannot mount volumes here: {reason}")
 
 
 @pytest.fixture
