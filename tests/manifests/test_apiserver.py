@@ -251,7 +251,8 @@ def test_status_subresource_and_columns(k8s_api_client: client.ApiClient, k8s_na
 # Applied for real: nothing here starts a Pod (the test kubelet would run a Deployment's
 # command on this host). The Deployments go through server-side dry run below.
 _REAL = {"Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole",
-         "ClusterRoleBinding", "ConfigMap", "Secret", "Service", "PersistentVolumeClaim"}
+         "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Secret", "Service",
+         "PersistentVolumeClaim"}
 
 
 def _stream(objects: list[dict[str, Any]]) -> str:
@@ -313,7 +314,7 @@ CONTROLLER_MUST_NOT = [
 
 
 def _allowed(api: client.ApiClient, verb: str, what: str, namespace: str | None,
-             account: str = "katib-controller") -> bool:
+             account: str = "katib-controller", object_name: str | None = None) -> bool:
     """Ask the authorizer what RBAC allows a ServiceAccount, as `kubectl auth can-i --as` does,
     but without discovery: the workload kinds (TFJob, Workflow, ...) have no CRDs here, and
     kubectl cannot map names it does not discover."""
@@ -322,6 +323,8 @@ def _allowed(api: client.ApiClient, verb: str, what: str, namespace: str | None,
     attributes = {"verb": verb, "group": group, "resource": name, "subresource": subresource}
     if namespace is not None:
         attributes["namespace"] = namespace
+    if object_name is not None:
+        attributes["name"] = object_name
     review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
               "spec": {"user": f"system:serviceaccount:kubeflow:{account}",
                        "groups": ["system:serviceaccounts", "system:serviceaccounts:kubeflow",
@@ -357,6 +360,31 @@ def test_controller_role_is_least_privilege(bound: None, k8s_api_client: client.
     assert not granted, f"katib-controller may, but should not: {granted}"
     # The gRPC services' account has no role at all.
     assert not _allowed(k8s_api_client, "get", "trials.kubeflow.org", "team-a", account="katib-services")
+
+
+# (verb, namespace, lease name) on coordination.k8s.io leases, for leader election.
+LEASE_NEEDS = [("create", "kubeflow", None), ("get", "kubeflow", "katib-controller-lock"),
+               ("update", "kubeflow", "katib-controller-lock")]
+LEASE_MUST_NOT = [
+    # Only its own lease: not another component's in its namespace...
+    ("get", "kubeflow", "some-operator-lock"), ("update", "kubeflow", "some-operator-lock"),
+    ("delete", "kubeflow", "katib-controller-lock"), ("list", "kubeflow", None), ("watch", "kubeflow", None),
+    # ...nor anyone's elsewhere (kube-system holds the control plane's own leader leases).
+    ("create", "team-a", None), ("update", "kube-system", "kube-controller-manager"),
+    ("get", "kube-system", "kube-scheduler"), ("update", "team-a", "katib-controller-lock"),
+    ("list", None, None),
+]
+
+
+def test_controller_may_hold_only_its_own_lease(installed_base: None, k8s_api_client: client.ApiClient) -> None:
+    _eventually("the leader-election binding to take effect", lambda: _allowed(
+        k8s_api_client, "update", "leases.coordination.k8s.io", "kubeflow", object_name="katib-controller-lock"))
+    missing = [c for c in LEASE_NEEDS
+               if not _allowed(k8s_api_client, c[0], "leases.coordination.k8s.io", c[1], object_name=c[2])]
+    assert not missing, f"katib-controller may not: {missing}"
+    granted = [c for c in LEASE_MUST_NOT
+               if _allowed(k8s_api_client, c[0], "leases.coordination.k8s.io", c[1], object_name=c[2])]
+    assert not granted, f"katib-controller may, but should not: {granted}"
 
 
 def test_kubectl_auth_can_i_agrees(bound: None, cluster_kubectl: Kubectl) -> None:

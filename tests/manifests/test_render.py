@@ -9,9 +9,11 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from kubernetes_validate.utils import all_versions
 
 from katib.api import crd
+from katib.backends.kubernetes.main import build_parser, election_config
 from suggestion import registry as suggestion_registry
 from suggestion.service import parse_addresses
 from tests.manifests.conftest import REPO, by_kind
@@ -54,6 +56,7 @@ def test_base_holds_the_whole_installation(base_objects: list[dict[str, Any]]) -
         ("CustomResourceDefinition", "suggestions.kubeflow.org"),
         ("ServiceAccount", "katib-controller"), ("ServiceAccount", "katib-services"),
         ("ClusterRole", "katib-controller"), ("ClusterRoleBinding", "katib-controller"),
+        ("Role", "katib-controller-leader-election"), ("RoleBinding", "katib-controller-leader-election"),
         ("ConfigMap", "katib-config"),
         ("Deployment", "katib-controller"),
         ("Deployment", "katib-suggestion"), ("Service", "katib-suggestion"),
@@ -100,7 +103,7 @@ def test_services_run_the_katib_commands(base_objects: list[dict[str, Any]]) -> 
     commands = {name: _container(base_objects, name)["command"]
                 for name in ("katib-controller", "katib-suggestion", "katib-earlystopping",
                              "katib-db-manager")}
-    assert commands["katib-controller"] == ["katib", "controller"]
+    assert commands["katib-controller"][:2] == ["katib", "controller"]
     assert commands["katib-suggestion"][:5] == ["katib", "suggestion", "serve", "--port", "6789"]
     assert commands["katib-earlystopping"][:5] == ["katib", "earlystop", "serve", "--port", "6788"]
     assert commands["katib-db-manager"][:4] == ["katib", "db-manager", "--port", "6789"]
@@ -128,6 +131,63 @@ def test_only_the_controller_gets_an_api_token(base_objects: list[dict[str, Any]
             assert pod["serviceAccountName"] == "katib-controller"
         else:
             assert pod.get("automountServiceAccountToken") is False, name
+
+
+def _flag(command: list[str], name: str) -> str | None:
+    for i, arg in enumerate(command):
+        if arg == name:
+            return command[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def test_controller_runs_with_leader_election(base_objects: list[dict[str, Any]]) -> None:
+    """Replicas take turns through the Lease the leader-election Role lets them hold."""
+    deployment = by_kind(base_objects, "Deployment")["katib-controller"]
+    container = _container(base_objects, "katib-controller")
+    command = container["command"]
+    assert "--leader-elect" in command
+    # A standby replica, and a rollout that keeps it up; the lease keeps them from both acting.
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    env = {e["name"]: e for e in container["env"]}
+    # The lease's namespace and the holder's name come from the downward API.
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert _flag(command, "--leader-elect-namespace") is None  # POD_NAMESPACE: the pod's own
+
+    lease = _flag(command, "--leader-elect-id") or "katib-controller-lock"
+    role = by_kind(base_objects, "Role")["katib-controller-leader-election"]
+    assert role["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    lease_rules = [r for r in role["rules"] if "leases" in r["resources"]]
+    assert all(r["apiGroups"] == ["coordination.k8s.io"] for r in lease_rules)
+    named = [r for r in lease_rules if r.get("resourceNames")]
+    assert [r["resourceNames"] for r in named] == [[lease]], "get/update must name the controller's lease"
+    assert set(named[0]["verbs"]) == {"get", "update"}
+    unnamed = [r for r in lease_rules if not r.get("resourceNames")]
+    assert [set(r["verbs"]) for r in unnamed] == [{"create"}]  # create cannot be limited by name
+    binding = by_kind(base_objects, "RoleBinding")["katib-controller-leader-election"]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "katib-controller-leader-election"}
+    pod = deployment["spec"]["template"]["spec"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": pod["serviceAccountName"],
+                                    "namespace": deployment["metadata"]["namespace"]}]
+    # Not cluster-wide: the ClusterRole grants nothing on leases.
+    cluster_rules = by_kind(base_objects, "ClusterRole")["katib-controller"]["rules"]
+    assert not [r for r in cluster_rules if "leases" in r["resources"] or "coordination.k8s.io" in r["apiGroups"]]
+
+
+def test_controller_flags_in_the_manifest_exist() -> None:
+    """The Deployment's command parses with the controller's own parser (an unknown flag
+    would crash-loop the pods)."""
+    docs = [d for d in yaml.safe_load_all((REPO / "manifests" / "base" / "controller.yaml").read_text()) if d]
+    command = docs[0]["spec"]["template"]["spec"]["containers"][0]["command"]
+    args = build_parser().parse_args(command[2:])
+    assert args.leader_elect and args.leader_elect_id == "katib-controller-lock"
+    args.leader_elect_namespace = "kubeflow"  # what POD_NAMESPACE gives it in the pod
+    cfg = election_config(args)
+    assert (cfg.lease_duration, cfg.renew_deadline, cfg.retry_period) == (15, 10, 2)
 
 
 def _config(objects: list[dict[str, Any]]) -> dict[str, str]:

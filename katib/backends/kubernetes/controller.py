@@ -11,8 +11,11 @@ periodic resync catches anything a watch missed.
 Restarts: everything is derived from the API server. Trial CRs are the record of what was
 asked; an experiment never has more trials than the core allows, counted over the listed
 Trials, and a worker lists them right before it creates any. A controller killed at any
-point and started again therefore neither loses nor duplicates a trial. Only one controller
-may run against a cluster at a time (there is no leader election).
+point and started again therefore neither loses nor duplicates a trial. Two controllers at
+once would each create trials: with leader election (``leader``, ``katib controller
+--leader-elect``) only the lease holder starts, and ``ControllerOptions.leading`` is asked
+before every reconcile and every trial created, so a worker stops writing as soon as the
+lease is gone.
 
 Departures from upstream (reference §13): no Suggestion CR with an ever-growing list of
 assignments (assignments live on the Trials); trials never exceed maxTrialCount; running
@@ -27,7 +30,7 @@ import random
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from katib.api.model import Experiment, ExperimentStatus, ResumePolicy
 from katib.api.space import SearchSpace, format_value
@@ -84,6 +87,12 @@ class ControllerOptions:
     poll_interval: float = 2.0  # while trials run: how often their logs and workloads are read
     resync_period: float = 30.0
     render: RenderOptions = field(default_factory=RenderOptions)
+    # Leader election: False once this controller may no longer write (None: always may).
+    leading: Callable[[], bool] | None = None
+
+
+class _NotLeading(Exception):
+    """The lease was lost mid-reconcile: drop the work, the new leader redoes it."""
 
 
 class Controller:
@@ -173,8 +182,12 @@ class Controller:
                 continue
             delay: float | None
             try:
+                self._check_leading()
                 delay = self.reconcile(key)
                 self._failures.pop(key, None)
+            except _NotLeading:
+                log.info("%s/%s: not reconciled: this controller no longer holds the lease", key[0], key[1])
+                delay = None
             except ApiError as exc:
                 if exc.conflict:
                     log.debug("%s/%s: conflict (%s); reading it again", key[0], key[1], exc)
@@ -187,6 +200,10 @@ class Controller:
                 self.queue.done(key)
             if delay is not None and not self._stop.is_set():
                 self.queue.add_after(key, delay)
+
+    def _check_leading(self) -> None:
+        if self.options.leading is not None and not self.options.leading():
+            raise _NotLeading()
 
     def _backoff(self, key: Key, exc: Exception) -> float:
         n = self._failures[key] = self._failures.get(key, 0) + 1
@@ -363,6 +380,7 @@ class Controller:
             except TemplateError as exc:
                 failure = f"Trial has failed: the trial template could not be rendered: {exc}"
             body = trial_manifest(obj, exp, name, values, dict(a.labels), rules, run_spec)
+            self._check_leading()  # the new leader counts the trials afresh; one more here would exceed them
             created = self.kube.create(TRIALS, ns, body)
             trial = decode_trial(created)
             now = now_rfc3339()
