@@ -2,6 +2,7 @@
 
     python benchmarks/tune_overhead.py                    # 500 trials, parallel 1 and 2
     python benchmarks/tune_overhead.py --trials 100 --parallel 2 --only katib,optuna
+    python benchmarks/tune_overhead.py --only katib,optuna --repeat 5   # median of 5 runs each
 
 The objective is trivial (``x ** 2``, x uniform in [-1, 1], random search), so the time is
 the framework's own: per-trial overhead = wall time / trials. Each framework runs in a
@@ -18,7 +19,10 @@ katib's store and workers, Optuna's study, ``ray.init``) and the **trials** them
   ``parallel`` CPUs (``pip install "ray[tune]"``; not a project dependency). When it cannot
   be imported the row says so.
 
-Ratios are katib's per-trial time over the other's (below 1: katib is faster).
+Ratios are katib's per-trial time over the other's (below 1: katib is faster). On a busy
+(or throttled virtual) machine single runs vary by tens of percent; ``--repeat N`` runs
+every framework at every level N times, in rounds (so that load and throttling hit all
+alike), and shows the run with the median trials time.
 """
 
 from __future__ import annotations
@@ -127,6 +131,14 @@ def measure(framework: str, trials: int, parallel: int, timeout: float) -> dict[
     return {"error": tail[:100]}
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median trials time (an error if any run failed)."""
+    failed = [r for r in runs if "error" in r]
+    if failed:
+        return failed[0]
+    return sorted(runs, key=lambda r: float(r["trials_s"]))[(len(runs) - 1) // 2]
+
+
 def table(rows: list[list[str]]) -> str:
     header = ["framework", "parallel", "trials", "startup s", "trials s", "ms/trial (trials)",
               "ms/trial (incl. startup)", "katib ÷ this (trials)", "katib ÷ this (incl. startup)"]
@@ -141,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parallel", default="1,2", help="comma-separated parallelism levels (default 1,2)")
     ap.add_argument("--only", default=",".join(FRAMEWORKS), help="frameworks to run (default katib,optuna,ray)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per framework and level")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of runs; the median run of each is shown")
     ap.add_argument("--one", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     levels = [int(p) for p in args.parallel.split(",") if p]
@@ -148,9 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         one(args.one, args.trials, levels[0])
         return 0
     wanted = [f for f in FRAMEWORKS if f in args.only.split(",")]
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {(f, p): [] for p in levels for f in wanted}
+    for i in range(max(1, args.repeat)):  # rounds over every level and framework: load hits all alike
+        for parallel in levels:
+            for f in wanted:
+                runs[f, parallel].append(measure(f, args.trials, parallel, args.timeout))
+        print(f"round {i + 1} done", file=sys.stderr, flush=True)
     rows = []
     for parallel in levels:
-        got = {f: measure(f, args.trials, parallel, args.timeout) for f in wanted}
+        got = {f: median_run(runs[f, parallel]) for f in wanted}
         base = got.get("katib", {})
         for f in wanted:
             r = got[f]
@@ -165,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                 ratio_all = f"{base['wall'] / r['wall']:.2f}"
             rows.append([f, str(parallel), str(r["done"]), f"{r['startup']:.2f}", f"{r['trials_s']:.2f}",
                          f"{per:.2f}", f"{per_all:.2f}", ratio, ratio_all])
-        print(f"parallel {parallel} done", file=sys.stderr, flush=True)
+    repeat = f", median of {args.repeat} runs" if args.repeat > 1 else ""
     print(f"{args.trials} trials of x**2 (random search), {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {os.getloadavg()[0]:.1f}{repeat}")
     print(table(rows))
     return 0
 

@@ -3,20 +3,48 @@
 Each dataclass field's wire name is its ``json`` metadata or the camelCase of its name.
 Decoding collects every type problem as a FieldError with its path instead of stopping at
 the first, so ``katib validate`` can report them all at once.
+
+What a class's fields mean on the wire (wire name, how to decode its type, flags) is
+worked out once per class and kept in a ``_Plan``: the store decodes and encodes every
+trial it reads or writes, and resolving type hints, wire names and ``typing`` origins per
+field per call was most of that cost. ``tests/api/test_serde.py`` checks the results
+against the straightforward implementation this replaced.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import types
 import typing
-from typing import Any, TypeVar, Union
+from typing import Any, Callable, NamedTuple, TypeVar, Union
 
 from katib.errors import FieldError
 
 T = TypeVar("T")
 
-_HINTS: dict[type, dict[str, Any]] = {}
+# Decodes a value that is not None; ``path`` names it in errors. None from a decoder means
+# "leave the field at its default" (a type problem was recorded, or the value was null).
+_Decoder = Callable[[Any, str, list[FieldError]], Any]
+
+
+class _Field(NamedTuple):
+    name: str
+    key: str  # the wire name
+    decode: _Decoder | None  # None: the value is kept as it is (``Any`` and unchecked types)
+    keep_empty: bool  # encode an empty list/dict instead of leaving it out
+
+
+class _Plan(NamedTuple):
+    fields: tuple[_Field, ...]  # in declaration order, without the extra field
+    extra: str | None  # the field that keeps unknown keys, if the class has one
+    known: frozenset[str]
+    choices: str  # the known wire names, for "unknown field" errors
+    encode: tuple[_Field | str, ...]  # every field in declaration order; the extra one by name
+
+
+_PLANS: dict[type, _Plan] = {}
+_PLANS_LOCK = threading.Lock()
 
 
 def camel(name: str) -> str:
@@ -28,10 +56,30 @@ def wire_name(f: dataclasses.Field[Any]) -> str:
     return str(f.metadata.get("json", camel(f.name)))
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
+def _plan(cls: type) -> _Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        with _PLANS_LOCK:
+            plan = _PLANS.get(cls)
+            if plan is None:
+                plan = _PLANS[cls] = _make_plan(cls)
+    return plan
+
+
+def _make_plan(cls: type) -> _Plan:
+    hints = typing.get_type_hints(cls)
+    fields: list[_Field] = []
+    encode: list[_Field | str] = []
+    extra: str | None = None
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.metadata.get("extra"):
+            extra = f.name  # decoding fills the last one, as it always did
+            encode.append(f.name)
+            continue
+        fields.append(_Field(f.name, wire_name(f), _decoder(hints[f.name]), bool(f.metadata.get("keep_empty"))))
+        encode.append(fields[-1])
+    known = frozenset(f.key for f in fields)
+    return _Plan(tuple(fields), extra, known, ", ".join(sorted(known)), tuple(encode))
 
 
 def _join(path: str, key: str) -> str:
@@ -47,70 +95,103 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+# -- decoders, one per annotated type ------------------------------------------------------
 
-
-def _decode(tp: Any, value: Any, path: str, errors: list[FieldError]) -> Any:
-    tp, optional = _strip_optional(tp)
-    if value is None:
-        return None
+def _decoder(tp: Any) -> _Decoder | None:
+    tp, _ = _strip_optional(tp)
     if tp is Any:
-        return value
+        return None
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _object_decoder(tp)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        return _list_decoder(_decoder(item_tp))
+    if origin is dict:
+        _, val_tp = typing.get_args(tp)
+        return _dict_decoder(_decoder(val_tp))
+    return _SCALARS.get(tp)  # anything else is kept as it is
+
+
+def _object_decoder(cls: type) -> _Decoder:
+    # The nested class's plan is looked up on use, so self-referencing types need no care here.
+    def decode(value: Any, path: str, errors: list[FieldError]) -> Any:
         if not isinstance(value, dict):
             errors.append(FieldError(path, f"must be an object, got {type(value).__name__}"))
             return None
-        return from_dict(tp, value, path, errors)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
+        return from_dict(cls, value, path, errors)
+    return decode
+
+
+def _list_decoder(item: _Decoder | None) -> _Decoder:
+    def decode(value: Any, path: str, errors: list[FieldError]) -> Any:
         if not isinstance(value, list):
             errors.append(FieldError(path, f"must be a list, got {type(value).__name__}"))
             return []
-        return [_decode(item_tp, v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
-    if origin is dict:
+        if item is None:
+            return list(value)
+        return [None if v is None else item(v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+    return decode
+
+
+def _dict_decoder(val: _Decoder | None) -> _Decoder:
+    def decode(value: Any, path: str, errors: list[FieldError]) -> Any:
         if not isinstance(value, dict):
             errors.append(FieldError(path, f"must be an object, got {type(value).__name__}"))
             return {}
-        _, val_tp = typing.get_args(tp)
-        return {str(k): _decode(val_tp, v, _join(path, str(k)), errors) for k, v in value.items()}
-    if tp is str:
-        # Upstream stores every number as a string; YAML authors often write them bare.
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, (int, float)):
-            return _number_text(value)
-        if not isinstance(value, str):
-            errors.append(FieldError(path, f"must be a string, got {type(value).__name__}"))
-            return None
+        if val is None:
+            return {str(k): v for k, v in value.items()}
+        return {str(k): None if v is None else val(v, _join(path, str(k)), errors) for k, v in value.items()}
+    return decode
+
+
+def _decode_str(value: Any, path: str, errors: list[FieldError]) -> Any:
+    if type(value) is str:
         return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            errors.append(FieldError(path, "must be true or false"))
-            return None
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            errors.append(FieldError(path, "must be an integer"))
-            return None
-        try:
-            number = float(value)
-            if number != int(number):
-                raise ValueError
-            return int(number)
-        except (ValueError, OverflowError):
-            errors.append(FieldError(path, f"must be an integer, got {value!r}"))
-            return None
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            errors.append(FieldError(path, "must be a number"))
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            errors.append(FieldError(path, f"must be a number, got {value!r}"))
-            return None
+    # Upstream stores every number as a string; YAML authors often write them bare.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return _number_text(value)
+    if not isinstance(value, str):
+        errors.append(FieldError(path, f"must be a string, got {type(value).__name__}"))
+        return None
     return value
+
+
+def _decode_bool(value: Any, path: str, errors: list[FieldError]) -> Any:
+    if not isinstance(value, bool):
+        errors.append(FieldError(path, "must be true or false"))
+        return None
+    return value
+
+
+def _decode_int(value: Any, path: str, errors: list[FieldError]) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        errors.append(FieldError(path, "must be an integer"))
+        return None
+    try:
+        number = float(value)
+        if number != int(number):
+            raise ValueError
+        return int(number)
+    except (ValueError, OverflowError):
+        errors.append(FieldError(path, f"must be an integer, got {value!r}"))
+        return None
+
+
+def _decode_float(value: Any, path: str, errors: list[FieldError]) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        errors.append(FieldError(path, "must be a number"))
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        errors.append(FieldError(path, f"must be a number, got {value!r}"))
+        return None
+
+
+_SCALARS: dict[Any, _Decoder] = {str: _decode_str, bool: _decode_bool, int: _decode_int, float: _decode_float}
 
 
 def _number_text(value: int | float) -> str:
@@ -121,39 +202,49 @@ def _number_text(value: int | float) -> str:
 
 def from_dict(cls: type[T], data: dict[str, Any], path: str = "", errors: list[FieldError] | None = None) -> T:
     """Decode ``data`` into ``cls``. Without an ``errors`` list, raise ValidationError on problems."""
-    from katib.errors import ValidationError
-
-    own = errors is None
     errs: list[FieldError] = [] if errors is None else errors
-    hints = _hints(cls)
+    plan = _plan(cls)
     kwargs: dict[str, Any] = {}
-    known: set[str] = set()
-    extra_field = None
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.metadata.get("extra"):
-            extra_field = f
-            continue
-        key = wire_name(f)
-        known.add(key)
+    for name, key, decode, _ in plan.fields:
         if key in data:
-            decoded = _decode(hints[f.name], data[key], _join(path, key), errs)
+            value = data[key]
+            if value is None:
+                continue  # null leaves the field at its default
+            if decode is None:
+                kwargs[name] = value
+                continue
+            decoded = decode(value, f"{path}.{key}" if path else key, errs)
             if decoded is not None:
-                kwargs[f.name] = decoded
-    unknown = {k: v for k, v in data.items() if k not in known}
-    if extra_field is not None:
-        kwargs[extra_field.name] = unknown
+                kwargs[name] = decoded
+    known = plan.known
+    if plan.extra is not None:
+        kwargs[plan.extra] = {k: v for k, v in data.items() if k not in known}
     else:
-        for key in unknown:
-            choices = ", ".join(sorted(known))
-            errs.append(FieldError(_join(path, key), f"unknown field; known fields here are: {choices}"))
+        for key in data:
+            if key not in known:
+                errs.append(FieldError(_join(path, key), f"unknown field; known fields here are: {plan.choices}"))
     obj = cls(**kwargs)
-    if own and errs:
+    if errors is None and errs:
+        from katib.errors import ValidationError
+
         raise ValidationError(errs)
     return obj
 
 
+# -- encoding ------------------------------------------------------------------------------
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _encode(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    cls = type(value)
+    if cls in _PLAIN:
+        return value
+    if cls is list:
+        return [v if type(v) in _PLAIN else _encode(v) for v in value]
+    if cls is dict:
+        return {k: v if type(v) in _PLAIN else _encode(v) for k, v in value.items()}
+    if cls in _PLANS or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
         return to_dict(value)
     if isinstance(value, list):
         return [_encode(v) for v in value]
@@ -166,14 +257,18 @@ def to_dict(obj: Any) -> dict[str, Any]:
     """Encode a dataclass with wire names, leaving out unset (None) fields and empty
     lists/dicts that default to empty, as Go's ``omitempty`` does."""
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if f.metadata.get("extra"):
-            out.update(_encode(value or {}))
+    for f in _plan(type(obj)).encode:
+        if isinstance(f, str):  # the extra field: its keys go in as they are
+            out.update(_encode(getattr(obj, f) or {}))
             continue
+        name, key, _, keep_empty = f
+        value = getattr(obj, name)
         if value is None:
             continue
-        if (isinstance(value, (list, dict)) and not value) and not f.metadata.get("keep_empty"):
+        if type(value) in _PLAIN:
+            out[key] = value
+        elif isinstance(value, (list, dict)) and not value and not keep_empty:
             continue
-        out[wire_name(f)] = _encode(value)
+        else:
+            out[key] = _encode(value)
     return out

@@ -1,20 +1,27 @@
 """The store: experiments, trials and their observation rows in one SQL database.
 
 Every method runs in its own short transaction and may be called from any thread; the
-engine's pool hands each call a connection. Names are namespaced (default ``"default"``)
-except observation rows, which are keyed by trial name alone as upstream's are.
+engine's pool hands each call a connection. ``Store.transaction()`` groups the calls one
+thread makes into one transaction instead (the local runner commits a finished trial, its
+last metrics and the experiment's new status at once). Names are namespaced (default
+``"default"``) except observation rows, which are keyed by trial name alone as upstream's are.
+
+The statements of the calls the runner makes for every trial are built once, with bound
+parameters, so SQLAlchemy reuses their compiled form instead of building, hashing and
+looking up a new statement per call.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
@@ -71,6 +78,23 @@ def _status(obj: Experiment | Trial) -> dict[str, Any] | None:
     return obj.status.to_dict() if obj.status is not None else None
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+# The per-trial statements, built once (see the module docstring). Bound parameter names
+# must differ from column names in UPDATE statements, hence the ``k_`` prefix.
+_EXPERIMENT_ID = select(_EXP.c.id).where(_EXP.c.namespace == bindparam("k_ns"), _EXP.c.name == bindparam("k_name"))
+_INSERT_TRIAL = insert(_TRIAL)
+_TRIAL_KEY = (_TRIAL.c.namespace == bindparam("k_ns"), _TRIAL.c.name == bindparam("k_name"))
+_UPDATE_TRIAL = update(_TRIAL).where(*_TRIAL_KEY).values(
+    status=bindparam("status"), state=bindparam("state"), updated=bindparam("updated"))
+_UPDATE_TRIAL_META = _UPDATE_TRIAL.values(meta=bindparam("meta"))
+_UPDATE_EXPERIMENT_STATUS = update(_EXP).where(
+    _EXP.c.namespace == bindparam("k_ns"), _EXP.c.name == bindparam("k_name")).values(
+    status=bindparam("status"), updated=bindparam("updated"))
+
+
 class Store:
     """Experiments, trials and observations in SQLite (default), PostgreSQL or MySQL.
 
@@ -84,6 +108,7 @@ class Store:
                  busy_timeout: float = 30.0, **engine_options: Any) -> None:
         self.url = resolve_url(url)
         self.engine: Engine = make_engine(self.url, busy_timeout, **engine_options)
+        self._local = threading.local()  # .open, .conn: this thread's transaction()
         if not skip_init:
             self.migrate()
 
@@ -111,12 +136,58 @@ class Store:
         return f"Store({self.url.render_as_string()!r})"
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make the store calls this thread makes inside the block one write transaction:
+        committed together when the block ends, or not at all when it raises. Reads in the
+        block see its writes. The transaction (and on SQLite the write lock) begins with the
+        first call, not with the block. A nested block joins the outer one; other threads
+        are not affected. Let an error raised by a call in the block end the block: after a
+        database error PostgreSQL refuses the rest of the transaction."""
+        local = self._local
+        if getattr(local, "open", False):
+            yield
+            return
+        local.open, local.conn = True, None
+        try:
+            yield
+            if local.conn is not None:
+                local.conn.commit()
+        finally:
+            conn, local.open, local.conn = local.conn, False, None
+            if conn is not None:
+                conn.close()  # rolls back what was not committed
+
+    def _joined(self) -> Connection | None:
+        """This thread's open ``transaction()``'s connection, begun on first use; None
+        outside one."""
+        local = self._local
+        if not getattr(local, "open", False):
+            return None
+        if local.conn is None:
+            conn = self.engine.connect().execution_options(**{WRITE: True})
+            try:
+                conn.begin()
+            except BaseException:
+                conn.close()
+                raise
+            local.conn = conn
+        return cast(Connection, local.conn)
+
+    @contextmanager
     def _read(self) -> Iterator[Connection]:
+        joined = self._joined()
+        if joined is not None:
+            yield joined
+            return
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        joined = self._joined()
+        if joined is not None:
+            yield joined
+            return
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{WRITE: True})
             with conn.begin():
@@ -171,8 +242,17 @@ class Store:
             meta["uid"], meta["creationTimestamp"] = row.meta["uid"], row.meta["creationTimestamp"]
             conn.execute(update(_EXP).where(_EXP.c.id == row.id).values(
                 meta=meta, spec=experiment.spec.to_dict(), status=_status(experiment),
-                updated=datetime.now(timezone.utc).replace(tzinfo=None),
+                updated=_now(),
             ))
+
+    def update_experiment_status(self, experiment: Experiment) -> None:
+        """Replace the experiment's status only (what a runner changes on every loop)."""
+        name, ns = experiment.name, _ns(experiment.metadata.namespace)
+        with self._write() as conn:
+            result = conn.execute(_UPDATE_EXPERIMENT_STATUS, {
+                "k_ns": ns, "k_name": name, "status": _status(experiment), "updated": _now()})
+        if result.rowcount == 0:
+            raise NotFoundError(f"experiment {ns}/{name} not found")
 
     def delete_experiment(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> None:
         """Delete the experiment, its trials and their observations."""
@@ -209,23 +289,23 @@ class Store:
         if not experiment_name:
             raise ValueError(f"metadata.labels: trial {name} needs the {EXPERIMENT_LABEL} label "
                              "or an explicit experiment_name")
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = _now()
         meta = _meta(trial, now)
+        spec, status = trial.spec.to_dict(), _status(trial)
         try:
             with self._write() as conn:
-                exp_id = conn.execute(select(_EXP.c.id).where(
-                    _EXP.c.namespace == ns, _EXP.c.name == experiment_name)).scalar()
+                exp_id = conn.execute(_EXPERIMENT_ID, {"k_ns": ns, "k_name": experiment_name}).scalar()
                 if exp_id is None:
                     raise NotFoundError(f"experiment {ns}/{experiment_name} of trial {name} "
                                         "not found")
-                conn.execute(insert(_TRIAL).values(
-                    namespace=ns, name=name, experiment_id=exp_id, uid=meta["uid"],
-                    state=trial.status.state, meta=meta, spec=trial.spec.to_dict(),
-                    status=_status(trial), created=now, updated=now,
-                ))
+                conn.execute(_INSERT_TRIAL, {
+                    "namespace": ns, "name": name, "experiment_id": exp_id, "uid": meta["uid"],
+                    "state": trial.status.state, "meta": meta, "spec": spec, "status": status,
+                    "created": now, "updated": now,
+                })
         except IntegrityError as e:
             raise AlreadyExistsError(f"trial {ns}/{name} exists already") from e
-        return self._trial(meta, trial.spec.to_dict(), _status(trial))
+        return self._trial(meta, spec, status)  # fresh dicts: nothing shared with ``trial``
 
     def get_trial(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> Trial:
         with self._read() as conn:
@@ -255,13 +335,15 @@ class Store:
         """Replace the trial's status (and so its state) and its labels and annotations
         (the runner marks interrupted trials there); name, uid and creation time stay."""
         ns = _ns(trial.metadata.namespace)
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        values: dict[str, Any] = {"status": _status(trial), "state": trial.status.state, "updated": now}
+        now = _now()
+        values: dict[str, Any] = {"k_ns": ns, "k_name": trial.name, "status": _status(trial),
+                                  "state": trial.status.state, "updated": now}
+        statement = _UPDATE_TRIAL
         if trial.metadata.creation_timestamp and trial.metadata.uid:
             values["meta"] = _meta(trial, now)
+            statement = _UPDATE_TRIAL_META
         with self._write() as conn:
-            result = conn.execute(update(_TRIAL).where(
-                _TRIAL.c.namespace == ns, _TRIAL.c.name == trial.name).values(**values))
+            result = conn.execute(statement, values)
         if result.rowcount == 0:
             raise NotFoundError(f"trial {ns}/{trial.name} not found")
 

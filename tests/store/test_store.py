@@ -114,6 +114,21 @@ def test_delete_experiment_cascades_to_trials_and_observations(store: Store) -> 
     assert [t.name for t in store.list_trials("keep")] == ["k1"]
 
 
+def test_update_experiment_status_replaces_only_the_status(store: Store) -> None:
+    created = store.create_experiment(experiment())
+    e = store.get_experiment("exp")
+    e.spec.max_trial_count = 99  # not written: only the status is
+    e.metadata.labels = {"team": "b"}
+    e.status = ExperimentStatus(trials=1, running_trial_list=["t1"])
+    store.update_experiment_status(e)
+    got = store.get_experiment("exp")
+    assert got.status == e.status
+    assert got.spec.max_trial_count == 3 and got.metadata.labels == {"team": "a"}
+    assert got.metadata.uid == created.metadata.uid
+    with pytest.raises(NotFoundError):
+        store.update_experiment_status(experiment("nope"))
+
+
 # -- trials -------------------------------------------------------------------------------
 
 def test_trial_round_trip_and_order(store: Store) -> None:
@@ -244,6 +259,71 @@ def test_concurrent_writers_from_threads(store: Store) -> None:
         t.join()
     assert errors == []
     assert all(len(store.get_observations(f"t{k}")) == 20 for k in range(8))
+
+
+# -- transactions -------------------------------------------------------------------------
+
+def _finish(store: Store, name: str, value: str) -> Trial:
+    """What the runner does when a trial ends: its last rows, its state, the experiment's."""
+    t = store.get_trial(name)
+    store.report_observations(name, [MetricLog("loss", value, T0)])
+    t.status.conditions.append(Condition(type="Succeeded"))
+    store.update_trial(t)
+    e = store.get_experiment("exp")
+    e.status = ExperimentStatus(trials=1, succeeded_trial_list=[name])
+    store.update_experiment_status(e)
+    return t
+
+
+def test_a_transaction_commits_its_writes_together(store: Store, db_url: str) -> None:
+    store.create_experiment(experiment())
+    store.create_trial(trial("t1", condition="Running"))
+    other = Store(db_url, skip_init=True)  # another connection, as another process would read
+    try:
+        with store.transaction():
+            _finish(store, "t1", "0.5")
+            assert store.get_trial("t1").status.state == "Succeeded"  # its own writes are visible
+            assert [o.value for o in store.get_observations("t1")] == ["0.5"]
+            with store.transaction():  # a nested block joins the outer one
+                store.report_observations("t1", [MetricLog("acc", "0.9", T0)])
+            assert other.get_observations("t1") == []  # nothing is visible outside before the end
+        assert other.get_trial("t1").status.state == "Succeeded"
+        assert [o.value for o in other.get_observations("t1")] == ["0.5", "0.9"]
+        status = other.get_experiment("exp").status
+        assert status is not None and status.succeeded_trial_list == ["t1"]
+    finally:
+        other.close()
+
+
+def test_a_transaction_that_raises_stores_nothing(store: Store) -> None:
+    store.create_experiment(experiment())
+    store.create_trial(trial("t1", condition="Running"))
+    with pytest.raises(RuntimeError), store.transaction():
+        _finish(store, "t1", "0.5")
+        raise RuntimeError("the runner died half-way")
+    assert store.get_trial("t1").status.state == "Running"
+    assert store.get_observations("t1") == []
+    assert store.get_experiment("exp").status is None
+    with pytest.raises(NotFoundError), store.transaction():
+        store.report_observations("t1", [MetricLog("loss", "1", T0)])
+        store.update_trial(trial("missing"))
+    assert store.get_observations("t1") == []
+    with store.transaction():  # the store is usable afterwards, in and out of transactions
+        _finish(store, "t1", "0.4")
+    assert [o.value for o in store.get_observations("t1")] == ["0.4"]
+
+
+def test_a_transaction_belongs_to_its_thread(store: Store) -> None:
+    store.create_experiment(experiment())
+    store.create_trial(trial("t1", condition="Running"))
+    seen: list[int] = []
+    with store.transaction():
+        store.report_observations("t1", [MetricLog("loss", "1", T0)])
+        reader = threading.Thread(target=lambda: seen.append(len(store.get_observations("t1"))))
+        reader.start()
+        reader.join()
+    assert seen == [0]  # another thread's calls run outside this thread's transaction
+    assert len(store.get_observations("t1")) == 1
 
 
 def test_ping_and_repr_hide_password(store: Store, db_url: str) -> None:

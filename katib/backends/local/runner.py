@@ -1,10 +1,16 @@
 """``katib run``: one experiment, trials as local processes, everything in the store.
 
-The loop: read the trials from the store, collect new metrics from running trials, let the
-early-stopping rule look at them, mark ended trials, call the reconcile core, ask the
-suggester for what it requests, start those trials, stop what it says to stop; repeat until
-the experiment completes. All state lives in the store and the trials' directories, so the
-loop can be killed at any point and started again (see ``process.TrialProcess``).
+The loop: collect new metrics from running trials, let the early-stopping rule look at
+them, mark ended trials, call the reconcile core, ask the suggester for what it requests,
+start those trials, stop what it says to stop; repeat until the experiment completes. All
+state lives in the store and the trials' directories, so the loop can be killed at any point
+and started again (see ``process.TrialProcess``).
+
+Every change is committed before the loop acts on it: the metrics read and the trials
+marked ended in one pass are committed with the experiment's new status in one transaction
+(nothing outside the store happens in between), and only then does a collector record how
+far it read, a trial get stopped or a new one start. The runner reads the trials from the
+store once and then keeps them in memory: it is the only writer of its experiment's trials.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import string
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -80,10 +88,16 @@ class LocalRunner:
         self.on_progress = on_progress
         self.namespace = experiment.metadata.namespace or "default"
         self.processes: dict[str, TrialProcess] = {}
-        # Every trial of the experiment in creation order, once listed. Finished trials never
-        # change again, so each loop re-reads only the active ones from the store: reading
-        # (and decoding) all of them every loop made a loop O(trials), ~2 ms per trial.
+        # Every trial of the experiment in creation order, read from the store once and then
+        # kept current by this runner, which writes every change it makes to a trial (reading
+        # and decoding them again every loop made a loop O(trials)). ``_active``: the ones
+        # still Pending or Running, the only ones a loop looks at.
         self._trials: dict[str, Trial] | None = None
+        self._active: dict[str, Trial] = {}
+        # Collectors whose rows are in the open transaction: they record how far they read
+        # once it is committed.
+        self._to_commit: list[TrialCollector] = []
+        self._depth = 0  # nesting of _writes()
         self.collectors: dict[str, TrialCollector] = {}
         self.logs: dict[str, list[MetricLog]] = {}
         self._interrupted = threading.Event()
@@ -102,14 +116,22 @@ class LocalRunner:
         self._resume()
         while True:
             trials = self._list_trials()
-            trials = self._collect(trials)
-            if self._interrupted.is_set():
+            with self._writes():  # this pass's metrics, ended trials and the experiment's status
+                stopping = self._collect()
+                interrupted = self._interrupted.is_set()
+                if not interrupted and not stopping:
+                    actions = reconcile(self.experiment, trials, now_rfc3339(),
+                                        suggestion_exhausted=self._exhausted,
+                                        suggestion_failed=self._suggestion_failed)
+                    self.experiment.status = actions.status
+                    self.store.update_experiment_status(self.experiment)
+            if stopping:
+                for trial, decision in stopping:
+                    self._early_stop(trial, decision)
+                continue
+            if interrupted:
                 self._stop_all(trials, interrupted=True)
                 return self.experiment
-            actions = reconcile(self.experiment, trials, now_rfc3339(), suggestion_exhausted=self._exhausted,
-                                suggestion_failed=self._suggestion_failed)
-            self.experiment.status = actions.status
-            self.store.update_experiment(self.experiment)
             if actions.stop:
                 self._stop_trials([t for t in trials if t.name in actions.stop], reason="experiment completed")
                 continue
@@ -118,8 +140,11 @@ class LocalRunner:
                 return self.experiment
             if actions.request:
                 created = self._create_trials(trials, actions.request)
-                if created:
-                    continue
+                if created and (len(created) < actions.request or any(t.name not in self._active for t in created)):
+                    continue  # ask again at once for the rest, or count the trials that ended already
+                # Else nothing is to be decided before a trial ends: the next pass (on the wake
+                # or at the poll) records the new trials in the experiment's status.
+                trials = self._list_trials()
             self._progress(trials)
             self.options.wake.wait(self.options.poll_interval)
             self.options.wake.clear()
@@ -128,12 +153,24 @@ class LocalRunner:
         if self._trials is None:
             listed = self.store.list_trials(self.experiment.name, self.namespace)
             self._trials = {t.name: t for t in listed}
-            return listed
-        # The runner writes every change of a trial to the store as it makes it, so the
-        # store's copy of an active trial is current and a finished one is final.
-        for t in self.store.list_trials(self.experiment.name, self.namespace, states=_ACTIVE):
-            self._trials[t.name] = t
+            self._active = {t.name: t for t in listed if t.status.state in _ACTIVE}
         return list(self._trials.values())
+
+    @contextmanager
+    def _writes(self) -> Iterator[None]:
+        """One store transaction (a nested block joins it); the collectors that read rows in
+        it record their offsets once it is committed (a runner killed before that reads
+        those rows again)."""
+        self._depth += 1
+        try:
+            with self.store.transaction():
+                yield
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            collectors, self._to_commit = self._to_commit, []
+            for collector in collectors:
+                collector.commit()
 
     # -- resume ----------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -145,14 +182,16 @@ class LocalRunner:
             state = trial.status.state
             if state == TC.KILLED and trial.metadata.annotations.get(INTERRUPTED) == "true":
                 # Interrupted by Ctrl-C: run it again under the same name so no budget is lost
-                # and no trial is duplicated. Its partial metrics belong to the aborted run.
+                # and no trial is duplicated. Its partial metrics belong to the aborted run, and
+                # so does how far its output was read ("collected"): a runner that resumes the
+                # new attempt must not skip that much of the new output.
                 trial.metadata.annotations.pop(INTERRUPTED)
                 trial.status = TrialStatus(start_time=now_rfc3339(), conditions=[])
                 self._set(trial, TC.CREATED, "Trial is created again to resume the experiment")
                 self.store.delete_observations(trial.name)
                 self.store.update_trial(trial)
                 proc = self._process(trial)
-                for name in ("pid", "exitcode", "stdout.log"):
+                for name in ("pid", "exitcode", "stdout.log", "collected"):
                     (proc.directory / name).unlink(missing_ok=True)
                 self._start(trial)
             elif state in ("Pending", TC.RUNNING):
@@ -209,21 +248,23 @@ class LocalRunner:
         except SettingsError as exc:
             self._suggestion_failed = str(exc)
             return []
-        taken = {t.name for t in trials}
+        taken = set(self._trials) if self._trials is not None else {t.name for t in trials}
         created = []
         spec = self.experiment.spec
         for a in assignments:
             name = a.trial_name or self._new_name(taken)
             taken.add(name)
+            # The experiment's objective and collector go in uncopied: this object is only
+            # encoded into the store, and the runner keeps the copy the store decodes.
             labels = dict(self.experiment.metadata.labels)
             labels.update(a.labels)
             labels["katib.kubeflow.org/experiment"] = self.experiment.name
             trial = Trial(
                 metadata=ObjectMeta(name=name, namespace=self.namespace, labels=labels),
                 spec=TrialSpec(
-                    objective=spec.objective.copy() if spec.objective else None,
+                    objective=spec.objective,
                     parameter_assignments=[ParameterAssignment(k, v) for k, v in a.values.items()],
-                    metrics_collector=spec.metrics_collector_spec.copy() if spec.metrics_collector_spec else None,
+                    metrics_collector=spec.metrics_collector_spec,
                     retain_run=bool(spec.trial_template and spec.trial_template.retain),
                     primary_container_name=spec.trial_template.primary_container_name if spec.trial_template else None,
                     primary_pod_labels=spec.trial_template.primary_pod_labels if spec.trial_template else None,
@@ -239,20 +280,23 @@ class LocalRunner:
                 trial.spec.run_spec = render_trial_spec(spec.trial_template, dict(a.values), name, self.namespace,
                                                         self.options.config_maps)
             except TemplateError as exc:
-                self.store.create_trial(trial)
-                self._remember(trial)
-                self._finish(trial, TC.FAILED, "TrialFailed", f"The trial template could not be rendered: {exc}")
+                with self._writes():
+                    trial = self._remember(self.store.create_trial(trial))
+                    self._finish(trial, TC.FAILED, "TrialFailed", f"The trial template could not be rendered: {exc}")
                 created.append(trial)
                 continue
-            self.store.create_trial(trial)
-            self._remember(trial)
+            # Kept as stored (uid, creation time, assignments as upstream's strings), as a
+            # later listing would return it.
+            trial = self._remember(self.store.create_trial(trial))
             self._start(trial)
             created.append(trial)
         return created
 
-    def _remember(self, trial: Trial) -> None:
+    def _remember(self, trial: Trial) -> Trial:
         if self._trials is not None:
             self._trials[trial.name] = trial
+            self._active[trial.name] = trial
+        return trial
 
     def _start(self, trial: Trial) -> None:
         assert trial.spec.run_spec is not None
@@ -289,21 +333,25 @@ class LocalRunner:
         self._set(trial, TC.RUNNING, "Trial is running")
         self.store.update_trial(trial)
 
-    def _collect(self, trials: list[Trial]) -> list[Trial]:
-        """Read new metrics of running trials; mark trials whose process ended."""
-        for trial in trials:
-            if trial.status.state not in (TC.RUNNING, "Pending"):
-                continue
+    def _collect(self) -> list[tuple[Trial, Any]]:
+        """Read new metrics of running trials; mark trials whose process ended. Only store
+        writes happen here (in the caller's transaction); the running trials the
+        early-stopping rule decided to stop are returned with its decision, to be stopped
+        once those writes are committed."""
+        stopping: list[tuple[Trial, Any]] = []
+        for trial in list(self._active.values()):
             proc = self.processes.get(trial.name)
             collector = self.collectors.get(trial.name)
             if proc is None or collector is None:
                 continue
             code = proc.exit_code()  # read before the last collect so no line is missed
+            ended = code is not None or proc.ended_without_record()
             new = collector.poll() if code is None else collector.finish()
             if new:
                 self.store.report_observations(trial.name, new)
                 self.logs.setdefault(trial.name, []).extend(new)
-                collector.commit()
+                if not ended:  # an ended trial is never collected again
+                    self._to_commit.append(collector)
             if collector.pushes:
                 logs = self.store.get_observations(trial.name)
                 changed = len(logs) != len(self.logs.get(trial.name, []))
@@ -311,15 +359,20 @@ class LocalRunner:
                 new = new or (logs if changed else [])
             if new:
                 trial.status.observation = self._fold(trial)
-                self.store.update_trial(trial)
+                if not ended:  # else the write that ends it carries the observation
+                    self.store.update_trial(trial)
                 if self.early_stopper is not None:
                     if code is None:
-                        self._check_early_stop(trial, new)
+                        decision = self.early_stopper.report(trial.name, self._objective_rows(trial, new))
+                        if decision and ended:  # its process is gone already: nothing to wait for
+                            self._early_stop(trial, decision)
+                        elif decision:
+                            stopping.append((trial, decision))
                     else:  # the trial's last logs still belong to its curve
                         self.early_stopper.observe(trial.name, self._objective_rows(trial, new))
-            if code is not None or proc.ended_without_record():
+            if ended:
                 self._ended(trial, code)
-        return trials
+        return stopping
 
     @staticmethod
     def _objective_rows(trial: Trial, rows: list[MetricLog]) -> list[MetricLog]:
@@ -330,15 +383,14 @@ class LocalRunner:
         names = trial.spec.objective.metric_names if trial.spec.objective else None
         return fold(self.logs.get(trial.name, []), names)
 
-    def _check_early_stop(self, trial: Trial, new: list[MetricLog]) -> None:
-        decision = self.early_stopper.report(trial.name, self._objective_rows(trial, new))
-        if decision:
-            proc = self.processes[trial.name]
-            proc.stop(self.options.grace_period)
-            final = self.collectors[trial.name].finish()
+    def _early_stop(self, trial: Trial, decision: Any) -> None:
+        """Stop the trial and record it EarlyStopped with its last metrics."""
+        proc = self.processes[trial.name]
+        proc.stop(self.options.grace_period)
+        final = self.collectors[trial.name].finish()
+        with self._writes():
             if final:
                 self.store.report_observations(trial.name, final)
-                self.collectors[trial.name].commit()
                 self.logs[trial.name].extend(final)
                 self.early_stopper.observe(trial.name, self._objective_rows(trial, final))
                 trial.status.observation = self._fold(trial)
@@ -383,6 +435,7 @@ class LocalRunner:
         self._set(trial, state, message, reason)
         trial.status.completion_time = now_rfc3339()
         self.store.update_trial(trial)
+        self._active.pop(trial.name, None)
         self.collectors.pop(trial.name, None)
         if self.early_stopper is not None:
             self.early_stopper.trial_finished(trial.name, state)
@@ -406,23 +459,22 @@ class LocalRunner:
             if proc.running():
                 proc.stop(0)
             collector = self.collectors.get(trial.name)
-            if collector is not None:
-                final = collector.finish()
+            with self._writes():
+                final = collector.finish() if collector is not None else []
                 if final:
                     self.store.report_observations(trial.name, final)
-                    collector.commit()
                     self.logs.setdefault(trial.name, []).extend(final)
                     trial.status.observation = self._fold(trial)
-            if interrupted:
-                trial.metadata.annotations[INTERRUPTED] = "true"
-            self._finish(trial, TC.KILLED, "TrialKilled", f"Trial was stopped: {reason}")
+                if interrupted:
+                    trial.metadata.annotations[INTERRUPTED] = "true"
+                self._finish(trial, TC.KILLED, "TrialKilled", f"Trial was stopped: {reason}")
 
     def _stop_all(self, trials: list[Trial], interrupted: bool) -> None:
         active = [t for t in trials if t.status.state in (TC.RUNNING, "Pending")]
         self._stop_trials(active, "interrupted (Ctrl-C); `katib run` again resumes it", interrupted=interrupted)
         trials = self.store.list_trials(self.experiment.name, self.namespace)
         self.experiment.status = reconcile(self.experiment, trials, now_rfc3339()).status
-        self.store.update_experiment(self.experiment)
+        self.store.update_experiment_status(self.experiment)
 
     def _progress(self, trials: list[Trial]) -> None:
         if self.on_progress is not None:
