@@ -96,8 +96,14 @@ def test_kill_9_of_the_runner_loses_no_trial_or_metric(tmp_path: Path) -> None:
         return len(trials) == 2 and all(len(store.get_observations(t.name)) >= 2 for t in trials)
 
     wait_for(some_metrics)
+    # A second runner of the same experiment would run trials beside the first one's.
+    rival = subprocess.run([sys.executable, "-m", "katib.cli", "run", str(path), "-q"], capture_output=True,
+                           text=True, timeout=120)
+    assert rival.returncode == 1, rival.stdout + rival.stderr
+    assert "already being run" in rival.stderr and f"pid {proc.pid}" in rival.stderr, rival.stderr
+    assert len(states("crash")) == 2 and proc.poll() is None
     recorded = {t.name: len(store.get_observations(t.name)) for t in store.list_trials("crash")}
-    proc.kill()  # SIGKILL: no handler runs
+    proc.kill()  # SIGKILL: no handler runs; its lock goes with it (the trials it leaves hold none)
     proc.wait(timeout=10)
     after = {t.name: len(store.get_observations(t.name)) for t in store.list_trials("crash")}
     assert all(after[n] >= recorded[n] for n in recorded)  # nothing recorded was lost

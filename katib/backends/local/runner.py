@@ -39,6 +39,7 @@ from katib.api.model import (
 )
 from katib.api.observation import MetricLog
 from katib.backends.local.collect import TrialCollector, check_collector
+from katib.backends.local.lock import RunnerLock
 from katib.backends.local.process import ProcessSpec, TrialProcess
 from katib.controller.conditions import is_true, now_rfc3339, set_condition
 from katib.controller.reconcile import reconcile
@@ -113,6 +114,11 @@ class LocalRunner:
         self.options.wake.set()
 
     def run(self) -> Experiment:
+        directory = self.options.base_dir / "runs" / self.namespace / self.experiment.name
+        with RunnerLock(directory, self.experiment.name):
+            return self._run()
+
+    def _run(self) -> Experiment:
         self._resume()
         while True:
             trials = self._list_trials()
