@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +81,10 @@ def _sqlite_engine(url: URL, busy_timeout: float, **kwargs: Any) -> Engine:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         try:
-            if not memory:
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL, much faster
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            if not memory:
+                _set_wal(cur, busy_timeout)
+                cur.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL, much faster
             cur.execute("PRAGMA foreign_keys=ON")
         finally:
             cur.close()
@@ -93,3 +95,21 @@ def _sqlite_engine(url: URL, busy_timeout: float, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _set_wal(cur: Any, busy_timeout: float) -> None:
+    """Switch the database to WAL. Switching a new database's journal mode needs an exclusive
+    lock, and SQLite answers "database is locked" at once, without waiting busy_timeout, when
+    another connection (a `katib get` beside a starting `katib run`) holds any lock on it;
+    so retry here, for as long as any other statement would wait."""
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.01
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
