@@ -290,30 +290,39 @@ class Hyperband(Algorithm):
 
     def _ready(self, bracket: _Bracket) -> int:
         """How many assignments ``_fill`` could give for ``bracket`` now (without doing it)."""
+        i = self._open_rung(bracket)
+        if i is None:
+            return 0
+        if i == 0:
+            rung = bracket.rungs[0]
+            free = rung.size - len(rung.entries)
+            remaining = self._configs.remaining
+            return free if remaining is None else min(free, remaining)
+        return len(self._promotions(bracket, i))
+
+    @staticmethod
+    def _open_rung(bracket: _Bracket) -> int | None:
+        """The rung of ``bracket`` that can take trials now: its first unfinished rung, unless
+        that one is full (waiting for its running trials) or waits for the rung below."""
         for i, rung in enumerate(bracket.rungs):
             if rung.complete:
                 continue
-            if rung.full:
-                return 0
-            if i == 0:
-                free = rung.size - len(rung.entries)
-                remaining = self._configs.remaining
-                return free if remaining is None else min(free, remaining)
-            previous = bracket.rungs[i - 1]
-            if not previous.complete:
-                return 0
-            return sum(1 for key in previous.best(rung.size) if key not in rung.entries)
-        return 0
+            if rung.full or (i > 0 and not bracket.rungs[i - 1].complete):
+                return None
+            return i
+        return None
+
+    @staticmethod
+    def _promotions(bracket: _Bracket, i: int) -> list[Key]:
+        """The best of rung ``i - 1`` that rung ``i`` has not taken yet."""
+        rung, previous = bracket.rungs[i], bracket.rungs[i - 1]
+        return [key for key in previous.best(rung.size) if key not in rung.entries]
 
     def _fillers(self, k: int, batch: list[Assignment]) -> list[Assignment]:
         """k fresh configurations outside every bracket, at the smallest resource."""
         resource = self.brackets[0].rungs[0].resource
-        fillers = []
-        for values in self._configs.fill([], k, self._rng):
-            values = dict(values)
-            values[self.resource_name] = resource
-            ordered = {name: values[name] for name in self.space.names}
-            fillers.append(Assignment(values=ordered, labels={LABEL_FILLER: "true"}))
+        fillers = [self._at(values, resource, {LABEL_FILLER: "true"})
+                   for values in self._configs.fill([], k, self._rng)]
         if len(fillers) < k:
             log.warning("hyperband: the search space has no configuration left for %d filler trial(s); "
                         "the reply holds %d assignments instead of %d", k - len(fillers),
@@ -322,23 +331,18 @@ class Hyperband(Algorithm):
 
     def _fill(self, bracket: _Bracket, k: int) -> list[Assignment]:
         """Up to k assignments from the first rung of ``bracket`` that can take trials."""
-        for i, rung in enumerate(bracket.rungs):
-            if rung.complete:
-                continue
-            if rung.full:
-                return []  # waiting for this rung's running trials
-            if i == 0:
-                keys = self._new_configs(bracket, min(k, rung.size - len(rung.entries)))
-            else:
-                previous = bracket.rungs[i - 1]
-                if not previous.complete:
-                    return []
-                promoted = [key for key in previous.best(rung.size) if key not in rung.entries]
-                keys = promoted[:k]
-                for key in keys:
-                    rung.entries[key] = _Entry(dict(previous.entries[key].values))
-            return [self._assignment(bracket.s, i, key) for key in keys]
-        return []
+        i = self._open_rung(bracket)
+        if i is None:
+            return []
+        rung = bracket.rungs[i]
+        if i == 0:
+            keys = self._new_configs(bracket, min(k, rung.size - len(rung.entries)))
+        else:
+            previous = bracket.rungs[i - 1]
+            keys = self._promotions(bracket, i)[:k]
+            for key in keys:
+                rung.entries[key] = _Entry(dict(previous.entries[key].values))
+        return [self._assignment(bracket.s, i, key) for key in keys]
 
     def _new_configs(self, bracket: _Bracket, k: int) -> list[Key]:
         rung = bracket.rungs[0]
@@ -355,10 +359,12 @@ class Hyperband(Algorithm):
 
     def _assignment(self, s: int, i: int, key: Key) -> Assignment:
         rung = self._bracket(s).rungs[i]
-        values = dict(rung.entries[key].values)
-        values[self.resource_name] = rung.resource
-        ordered = {name: values[name] for name in self.space.names}
-        return Assignment(values=ordered, labels={LABEL_BRACKET: str(s), LABEL_RUNG: str(i)})
+        return self._at(rung.entries[key].values, rung.resource, {LABEL_BRACKET: str(s), LABEL_RUNG: str(i)})
+
+    def _at(self, config: Mapping[str, Value], resource: Value, labels: dict[str, str]) -> Assignment:
+        """An assignment of ``config`` at ``resource``, parameters in the experiment's order."""
+        values = {**config, self.resource_name: resource}
+        return Assignment(values={name: values[name] for name in self.space.names}, labels=labels)
 
     # -- progress -----------------------------------------------------------------------
 
