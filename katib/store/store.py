@@ -84,14 +84,14 @@ def _now() -> datetime:
 
 # The per-trial statements, built once (see the module docstring). Bound parameter names
 # must differ from column names in UPDATE statements, hence the ``k_`` prefix.
-_EXPERIMENT_ID = select(_EXP.c.id).where(_EXP.c.namespace == bindparam("k_ns"), _EXP.c.name == bindparam("k_name"))
+_EXP_KEY = (_EXP.c.namespace == bindparam("k_ns"), _EXP.c.name == bindparam("k_name"))
+_EXPERIMENT_ID = select(_EXP.c.id).where(*_EXP_KEY)
 _INSERT_TRIAL = insert(_TRIAL)
 _TRIAL_KEY = (_TRIAL.c.namespace == bindparam("k_ns"), _TRIAL.c.name == bindparam("k_name"))
 _UPDATE_TRIAL = update(_TRIAL).where(*_TRIAL_KEY).values(
     status=bindparam("status"), state=bindparam("state"), updated=bindparam("updated"))
 _UPDATE_TRIAL_META = _UPDATE_TRIAL.values(meta=bindparam("meta"))
-_UPDATE_EXPERIMENT_STATUS = update(_EXP).where(
-    _EXP.c.namespace == bindparam("k_ns"), _EXP.c.name == bindparam("k_name")).values(
+_UPDATE_EXPERIMENT_STATUS = update(_EXP).where(*_EXP_KEY).values(
     status=bindparam("status"), updated=bindparam("updated"))
 
 
