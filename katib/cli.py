@@ -83,7 +83,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from katib import display
     from katib.backends import local
 
     remote = _remote_addresses(args.suggestion_address or [])
@@ -92,11 +91,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.name:
             exp.metadata.name = args.name
         local.prepare(exp, config_maps=config_maps, remote_algorithms=remote)
-        store = _store(args)
-        exp, resumed = local.open_experiment(store, exp, config_maps=config_maps, remote_algorithms=remote)
     except ValidationError as exc:
         _print_errors(exc, args.file)
         return EXIT_INVALID
+    with local.exclusive(exp):  # before resuming or editing the stored experiment
+        try:
+            store = _store(args)
+            exp, resumed = local.open_experiment(store, exp, config_maps=config_maps, remote_algorithms=remote)
+        except ValidationError as exc:
+            _print_errors(exc, args.file)
+            return EXIT_INVALID
+        return _run_opened(args, store, exp, resumed, config_maps, remote)
+
+
+def _run_opened(args: argparse.Namespace, store: Any, exp: Any, resumed: bool, config_maps: Any,
+                remote: dict[str, str]) -> int:
+    from katib import display
+    from katib.backends import local
+
     algorithm = exp.spec.algorithm.algorithm_name if exp.spec.algorithm else ""
     if algorithm in remote:
         from katib.rpc.suggestion_client import RemoteSuggester

@@ -53,12 +53,12 @@ def run_local(objective: Callable[[dict[str, Any]], Any], plan: Plan, args: Expe
               poll_interval: float = 0.2) -> TuneResult:
     from earlystop.inprocess import EarlyStoppingSession
     from katib.backends import local
-    from katib.backends.local.runner import RunOptions, trial_directory
+    from katib.backends.local.runner import RunOptions, run_directory, trial_directory
     from katib.store import Store
     from suggestion.inprocess import InProcessSuggester
 
     home = local.katib_home()
-    run_dir = home / "runs" / args.namespace / args.name
+    run_dir = run_directory(home, args.namespace, args.name)
     objective_file = run_dir / "objective.pkl"
     # The command a pod (or anyone) could run as is: the worker pool parses the same argv.
     command = ["python3", "-m", ENTRY_MODULE, *objective_options(args), "--objective-file", str(objective_file),
@@ -67,64 +67,66 @@ def run_local(objective: Callable[[dict[str, Any]], Any], plan: Plan, args: Expe
     local.prepare(exp)
     # Pickled before the experiment is stored: an objective that cannot travel leaves nothing behind.
     pool = WorkerPool(WithFixed(objective, plan.fixed))
-    store = Store(db_url) if db_url else Store()
-    exp, resumed = local.open_experiment(store, exp)
-    early_stopper = EarlyStoppingSession.for_experiment(exp.spec)
-    parallel = exp.spec.parallel_trial_count or 1
+    # The only runner of this experiment before it is resumed or its objective file replaced.
+    with local.exclusive(exp):
+        store = Store(db_url) if db_url else Store()
+        exp, resumed = local.open_experiment(store, exp)
+        early_stopper = EarlyStoppingSession.for_experiment(exp.spec)
+        parallel = exp.spec.parallel_trial_count or 1
 
-    _write_atomic(objective_file, pool.payload)
+        _write_atomic(objective_file, pool.payload)
 
-    def log_path(trial: str) -> Path:
-        return trial_directory(home, args.namespace, args.name, trial) / "stdout.log"
+        def log_path(trial: str) -> Path:
+            return trial_directory(home, args.namespace, args.name, trial) / "stdout.log"
 
-    bar = TuneProgress(exp.spec.max_trial_count, log_path=log_path) if progress else None
-    holder: dict[str, Any] = {}
+        bar = TuneProgress(exp.spec.max_trial_count, log_path=log_path) if progress else None
+        holder: dict[str, Any] = {}
 
-    def on_progress(e: Experiment, trials: list[Any]) -> None:
-        if pool.load_error is not None and not holder.get("aborted"):
-            holder["aborted"] = True
-            holder["runner"].interrupt()
+        def on_progress(e: Experiment, trials: list[Any]) -> None:
+            if pool.load_error is not None and not holder.get("aborted"):
+                holder["aborted"] = True
+                holder["runner"].interrupt()
+            if bar is not None:
+                bar(e, trials)
+
+        options = RunOptions(base_dir=home, workdir=os.getcwd(), poll_interval=poll_interval,
+                             # FunctionTrial offers TrialProcess's interface (duck-typed)
+                             process_factory=lambda d: cast(Any, FunctionTrial(d, pool)), wake=pool.wake)
+        if progress:
+            verb = "Resuming" if resumed else "Running"
+            print(f"{verb} experiment {exp.name!r} ({exp.spec.algorithm.algorithm_name if exp.spec.algorithm else ''}, "
+                  f"up to {exp.spec.max_trial_count or 'unlimited'} trials, {parallel} at a time)", flush=True,
+                  file=sys.stderr)
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if holder.get("interrupted"):
+                raise KeyboardInterrupt
+            holder["interrupted"] = True
+            runner = holder.get("runner")
+            if runner is not None:
+                runner.interrupt()
+
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_signal) if main_thread else None
+        try:
+            pool.start(min(parallel, exp.spec.max_trial_count or parallel))  # warm while the first suggestions come
+            exp = local.run(store, exp, InProcessSuggester(), early_stopper=early_stopper, on_progress=on_progress,
+                            runner_hook=lambda r: holder.__setitem__("runner", r), options=options)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
+            pool.close()
         if bar is not None:
-            bar(e, trials)
-
-    options = RunOptions(base_dir=home, workdir=os.getcwd(), poll_interval=poll_interval,
-                         # FunctionTrial offers TrialProcess's interface (duck-typed)
-                         process_factory=lambda d: cast(Any, FunctionTrial(d, pool)), wake=pool.wake)
-    if progress:
-        verb = "Resuming" if resumed else "Running"
-        print(f"{verb} experiment {exp.name!r} ({exp.spec.algorithm.algorithm_name if exp.spec.algorithm else ''}, "
-              f"up to {exp.spec.max_trial_count or 'unlimited'} trials, {parallel} at a time)", flush=True,
-              file=sys.stderr)
-
-    def on_signal(signum: int, frame: Any) -> None:
+            bar.close(exp)
+        if pool.load_error is not None:
+            raise RuntimeError(f"tune(): the objective could not be loaded in a worker process, so no trial could "
+                               f"run:\n{pool.load_error}")
         if holder.get("interrupted"):
+            print(f"\nInterrupted. tune(..., name={exp.name!r}) with the same arguments resumes experiment "
+                  f"{exp.name!r}.", file=sys.stderr)
             raise KeyboardInterrupt
-        holder["interrupted"] = True
-        runner = holder.get("runner")
-        if runner is not None:
-            runner.interrupt()
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_signal) if main_thread else None
-    try:
-        pool.start(min(parallel, exp.spec.max_trial_count or parallel))  # warm while the first suggestions come
-        exp = local.run(store, exp, InProcessSuggester(), early_stopper=early_stopper, on_progress=on_progress,
-                        runner_hook=lambda r: holder.__setitem__("runner", r), options=options)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
-        pool.close()
-    if bar is not None:
-        bar.close(exp)
-    if pool.load_error is not None:
-        raise RuntimeError(f"tune(): the objective could not be loaded in a worker process, so no trial could "
-                           f"run:\n{pool.load_error}")
-    if holder.get("interrupted"):
-        print(f"\nInterrupted. tune(..., name={exp.name!r}) with the same arguments resumes experiment "
-              f"{exp.name!r}.", file=sys.stderr)
-        raise KeyboardInterrupt
-    result = TuneResult.from_experiment(exp, store.list_trials(exp.name, args.namespace), log_path)
-    store.close()
-    if progress:
-        print(result.summary(), file=sys.stderr)
-    return result
+        result = TuneResult.from_experiment(exp, store.list_trials(exp.name, args.namespace), log_path)
+        store.close()
+        if progress:
+            print(result.summary(), file=sys.stderr)
+        return result

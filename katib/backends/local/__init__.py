@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ContextManager, Iterable
 
 from katib.api.defaults import set_defaults
 from katib.api.model import Experiment, ExperimentSpec, Trial
 from katib.api.space import SearchSpace
 from katib.api.validation import validate
 from katib.backends.local.collect import check_collector
-from katib.backends.local.runner import LocalRunner, RunOptions
+from katib.backends.local.lock import runner_lock
+from katib.backends.local.runner import LocalRunner, RunOptions, run_directory
 from katib.errors import AlreadyExistsError, FieldError, NotFoundError, SettingsError, ValidationError
 
-__all__ = ["prepare", "open_experiment", "run", "katib_home", "LocalRunner", "RunOptions"]
+__all__ = ["prepare", "exclusive", "open_experiment", "run", "katib_home", "LocalRunner", "RunOptions"]
 
 
 def katib_home() -> Path:
@@ -115,6 +116,13 @@ def _same_search(a: ExperimentSpec, b: ExperimentSpec) -> bool:
         da.pop(key, None)
         db.pop(key, None)
     return da == db
+
+
+def exclusive(exp: Experiment) -> ContextManager[None]:
+    """Be the only runner of ``exp`` on this machine while the block runs (AlreadyExistsError
+    otherwise): taken before the stored experiment is resumed or edited, held through ``run``."""
+    namespace = exp.metadata.namespace or "default"
+    return runner_lock(run_directory(katib_home(), namespace, exp.name), exp.name)
 
 
 def open_experiment(store: Any, exp: Experiment, *, config_maps: Any = None,

@@ -6,6 +6,11 @@ The first runner holds an exclusive ``flock`` on ``runs/<namespace>/<experiment>
 the kernel drops it when that process exits in any way (Ctrl-C, crash, ``kill -9``), so a
 lock never outlives its runner and resuming after a crash needs nothing cleared.
 
+Callers take it before they touch the stored experiment (``katib run`` before it resumes or
+edits the budget, ``tune()`` before it writes the objective the workers load) and the runner
+takes it again around its loop: the lock is reentrant in the thread that holds it, and
+refused to any other thread or process.
+
 It guards the runners of one machine, which is where local trials run; two machines sharing
 one database each run their own trials and should not run the same experiment.
 """
@@ -14,45 +19,69 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from katib.errors import AlreadyExistsError
 
-__all__ = ["RunnerLock"]
+__all__ = ["runner_lock"]
 
 
-class RunnerLock:
-    """``with RunnerLock(directory, experiment):`` holds the lock or raises AlreadyExistsError."""
+@dataclass
+class _Held:
+    fd: int
+    thread: int
+    depth: int
 
-    def __init__(self, directory: Path, experiment: str) -> None:
-        self.path = directory / ".runner"
-        self.experiment = experiment
-        self._fd: int | None = None
 
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise AlreadyExistsError(
-                f"experiment {self.experiment!r} is already being run by another `katib run` or "
-                f"tune() on this machine (pid {holder}); wait for it to end or stop it (Ctrl-C), "
-                f"then run again to resume") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
+_held: dict[Path, _Held] = {}
+_guard = threading.Lock()
 
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
 
-    def __enter__(self) -> RunnerLock:
-        self.acquire()
-        return self
+@contextmanager
+def runner_lock(directory: Path, experiment: str) -> Iterator[None]:
+    """Hold the runner lock of the experiment whose run directory is ``directory``, or raise
+    AlreadyExistsError naming the process that holds it."""
+    path = directory / ".runner"
+    me = threading.get_ident()
+    with _guard:
+        held = _held.get(path)
+        if held is not None and held.thread == me:
+            held.depth += 1
+        elif held is not None:
+            raise _busy(experiment, str(os.getpid()))
+        else:
+            _held[path] = _Held(_acquire(path, experiment), me, 1)
+    try:
+        yield
+    finally:
+        with _guard:
+            held = _held[path]
+            held.depth -= 1
+            if held.depth == 0:
+                del _held[path]
+                os.close(held.fd)  # closing drops the flock
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+
+def _acquire(path: Path, experiment: str) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_CLOEXEC: trial processes, which outlive a killed runner, must not inherit the lock.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise _busy(experiment, holder) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def _busy(experiment: str, pid: str) -> AlreadyExistsError:
+    return AlreadyExistsError(
+        f"experiment {experiment!r} is already being run by another `katib run` or tune() on this "
+        f"machine (pid {pid}); wait for it to end or stop it (Ctrl-C), then run again to resume")

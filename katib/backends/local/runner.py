@@ -39,7 +39,7 @@ from katib.api.model import (
 )
 from katib.api.observation import MetricLog
 from katib.backends.local.collect import TrialCollector, check_collector
-from katib.backends.local.lock import RunnerLock
+from katib.backends.local.lock import runner_lock
 from katib.backends.local.process import ProcessSpec, TrialProcess
 from katib.controller.conditions import is_true, now_rfc3339, set_condition
 from katib.controller.reconcile import reconcile
@@ -47,7 +47,7 @@ from katib.controller.template import primary_container, render_trial_spec
 from katib.errors import SearchSpaceExhausted, SettingsError, SuggestionsPending, TemplateError
 from katib.metrics.strategies import fold
 
-__all__ = ["LocalRunner", "RunOptions", "trial_directory"]
+__all__ = ["LocalRunner", "RunOptions", "run_directory", "trial_directory"]
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,13 @@ INTERRUPTED = "katib.kubeflow.org/interrupted"
 _ACTIVE = ("Pending", TC.RUNNING)  # the states a trial leaves only through this runner
 
 
+def run_directory(base: Path, namespace: str, experiment: str) -> Path:
+    """Where an experiment's trial directories (and its runner lock) live under KATIB_HOME."""
+    return base / "runs" / namespace / experiment
+
+
 def trial_directory(base: Path, namespace: str, experiment: str, trial: str) -> Path:
-    return base / "runs" / namespace / experiment / trial
+    return run_directory(base, namespace, experiment) / trial
 
 
 @dataclass
@@ -114,8 +119,8 @@ class LocalRunner:
         self.options.wake.set()
 
     def run(self) -> Experiment:
-        directory = self.options.base_dir / "runs" / self.namespace / self.experiment.name
-        with RunnerLock(directory, self.experiment.name):
+        directory = run_directory(self.options.base_dir, self.namespace, self.experiment.name)
+        with runner_lock(directory, self.experiment.name):  # held already by katib run and tune()
             return self._run()
 
     def _run(self) -> Experiment:
