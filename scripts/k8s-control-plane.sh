@@ -5,7 +5,8 @@
 #
 # Usage: scripts/k8s-control-plane.sh   (prints the bin dir on stdout)
 # Env: KATIB_K8S_CACHE (cache root), KATIB_K8S_NO_BUILD=1 (never build),
-# KATIB_K8S_KEEP_SRC=1 (keep the 2 GB source tree after building).
+# KATIB_K8S_KEEP_SRC=1 (keep the 2 GB source tree after building),
+# KATIB_APT_LOCK_TIMEOUT (seconds to wait for another apt/dpkg's lock; 900).
 #
 # Idempotent: when the binaries are already cached it only prints the bin dir
 # and exits (no apt, no network). Everything it builds lives outside the repo:
@@ -70,6 +71,9 @@ main() {
     date
 
     export DEBIAN_FRONTEND=noninteractive
+    # Another apt or dpkg (unattended upgrades, a parallel install) may hold the locks: wait
+    # for them, up to KATIB_APT_LOCK_TIMEOUT seconds, instead of failing at once.
+    APT=(apt-get -o "DPkg::Lock::Timeout=${KATIB_APT_LOCK_TIMEOUT:-900}")
     PKGS=(etcd-server golang-1.19-go golang-github-modern-go-reflect2-dev dpkg-dev
           make rsync ca-certificates xz-utils)
 
@@ -104,14 +108,14 @@ EOF
         need_update=1
     fi
     if [[ $need_update -eq 1 ]]; then
-        apt-get update
+        "${APT[@]}" update
     fi
     missing=()
     for p in "${PKGS[@]}"; do
         dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$p")
     done
     if [[ ${#missing[@]} -gt 0 ]]; then
-        apt-get install -y --no-install-recommends "${missing[@]}"
+        "${APT[@]}" install -y --no-install-recommends "${missing[@]}"
     fi
 
     ETCD=$(command -v etcd || true)
@@ -123,7 +127,7 @@ EOF
     mkdir -p "$DL"
     if [[ ! -f $SRC/.unpacked ]]; then
         (cd "$DL" && ls kubernetes_*.orig.tar.* >/dev/null 2>&1 ||
-            apt-get source --download-only "kubernetes=$DEB_VERSION")
+            "${APT[@]}" source --download-only "kubernetes=$DEB_VERSION")
         rm -rf "$SRC"
         mkdir -p "$SRC"
         orig=$(ls "$DL"/kubernetes_*.orig.tar.* | head -n1)
