@@ -160,7 +160,12 @@ def _run_opened(args: argparse.Namespace, store: Any, exp: Any, resumed: bool, c
     state = display.state_of(exp)
     reason = next((c.reason for c in (exp.status.conditions if exp.status else []) if c.type == state), "")
     print(f"\nExperiment {exp.name} {state} ({reason}).")
-    print(f"Best trial: {display.optimum_text(exp)}")
+    opt = exp.status.current_optimal_trial if exp.status else None
+    if opt is not None and opt.best_trial_name:
+        print(f"Best trial: {display.optimum_text(exp)}")
+    else:  # a finished experiment: "not yet" would promise a best that will not come
+        metric = exp.spec.objective.objective_metric_name if exp.spec.objective else ""
+        print(f"No trial reported a finite value of {metric!r}: there is no best trial.")
     return 0 if state == "Succeeded" else EXIT_FAILED
 
 

@@ -44,3 +44,30 @@ def test_report_metrics_rejects_non_numbers(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("KATIB_TRIAL_NAME", "t")
     with pytest.raises(ValueError, match="'loss'"):
         katib.report_metrics({"loss": "high"})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "-1e400", 10 ** 400])
+def test_report_metrics_refuses_values_that_are_not_finite(monkeypatch: pytest.MonkeyPatch, value: object,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import katib
+
+    monkeypatch.setenv("KATIB_TRIAL_NAME", "t")
+    monkeypatch.setenv("KATIB_METRICS_SINK", "stdout")  # would print the rows, were any made
+    with pytest.raises(ValueError, match="metric 'loss' must be a (finite )?number"):
+        katib.report_metrics({"acc": 0.5, "loss": value})
+    assert capsys.readouterr().out == ""  # nothing of the call is recorded, not even 'acc'
+
+
+def test_the_db_manager_does_not_store_values_that_are_not_finite(tmp_path: Path) -> None:
+    from katib.api.observation import MetricLog, utcnow
+    from katib.rpc.dbmanager_client import DBManagerClient
+
+    store = Store(f"sqlite:///{tmp_path}/dbm.db")
+    server = serve(store, 0, host="127.0.0.1")
+    try:
+        now = utcnow()  # what upstream's collector sends for "loss=nan loss=-inf" and a string metric
+        rows = [MetricLog("loss", v, now) for v in ("nan", "-Infinity", "0.5", "Genotype(x)")]
+        DBManagerClient(deadline=10).report(f"127.0.0.1:{server.port}", "t1", rows)
+        assert [r.value for r in store.get_observations("t1", "loss")] == ["0.5", "Genotype(x)"]
+    finally:
+        server.stop(0)

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from katib.api.observation import UNAVAILABLE, MetricLog, utcnow
 from katib.metrics.parsers import TEXT, LineParser
+from katib.metrics.values import MAX_REFUSED_KEPT
 
 __all__ = ["LineCollector", "FileTailer"]
 
@@ -52,6 +53,7 @@ class LineCollector:
         self._buffer = ""
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._counts: dict[str, int] = {}
+        self._refused: dict[str, list[str]] = {}
 
     @property
     def objective(self) -> str:
@@ -61,6 +63,11 @@ class LineCollector:
     def counts(self) -> dict[str, int]:
         """How many values of each metric were collected so far."""
         return dict(self._counts)
+
+    @property
+    def refused(self) -> dict[str, list[str]]:
+        """Per metric, the first few values refused as not finite numbers (never rows)."""
+        return {name: list(values) for name, values in self._refused.items()}
 
     def feed(self, chunk: str | bytes) -> list[MetricLog]:
         """Add output; returns the rows of every line completed by it. A trailing partial
@@ -117,6 +124,13 @@ class LineCollector:
         parsed = self.parser.parse(line, now)
         if parsed is None:
             return []
+        for name, value in parsed.refused:
+            kept = self._refused.setdefault(name, [])
+            if not kept:  # once per metric: a trial printing nan every step must not flood the log
+                log.warning("metric %r: %r is not a finite number and is not recorded (line: %.200s)",
+                            name, value, line.strip())
+            if value not in kept and len(kept) < MAX_REFUSED_KEPT:
+                kept.append(value)
         rows = []
         for name, value in parsed.values:
             count = self._counts.get(name, 0) + 1

@@ -5,8 +5,14 @@ Two formats, chosen by ``metricsCollectorSpec.source.fileSystemPath.format``:
 * ``TEXT`` (StdOut and File collectors): a line counts only if it mentions a wanted metric
   name; every match of every filter regex gives ``(group 1 = name, group 2 = value)``
   (``FindAll`` semantics, so ``loss=0.3 acc=0.9`` yields two values). The default filter is
-  upstream's ``name=value`` pattern.
+  upstream's ``name=value`` pattern; custom filters run on RE2, as upstream's Go regexp
+  (``katib.api.metricsformat``).
 * ``JSON``: one object per line; wanted keys give values, strings and numbers alike.
+
+Values follow ``katib.metrics.values``: a value that parses as a number but is not finite
+(``nan``, ``inf``, ``-1e400``) is refused, and so is what the default filter captures of
+such a word (upstream stores ``-`` for ``loss=-inf``); refused values come back in
+``ParsedLine.refused``, never as values.
 
 Where upstream stamps a line without a leading timestamp with the zero time (so "latest"
 depends on row order, reference §13 item 7) we stamp it with the time it was read. The step
@@ -20,10 +26,13 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
+from katib.api.metricsformat import compile_metrics_format
 from katib.api.observation import MetricLog, utcnow
+from katib.metrics.values import finite_number, is_non_finite
 
 __all__ = [
     "DEFAULT_FILTER",
@@ -57,8 +66,8 @@ TIMESTAMP_KEY = "timestamp"
 _VALUE = r"\s*+=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 _DEFAULT_SEARCH = re.compile(r"(?<![\w|-])([\w|-]++)" + _VALUE)
 _DEFAULT_AT = re.compile(r"([\w|-]++)" + _VALUE)
-# Lines longer than this are not run through custom filters, whose cost we cannot bound.
-_MAX_CUSTOM_LINE = 1 << 16
+# The rest of the word a default-filter value starts: "-" + "inf" is what the line said.
+_WORD_REST = re.compile(r"[\w.+-]*")
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})\Z"
@@ -86,25 +95,23 @@ def parse_rfc3339(text: str) -> datetime | None:
         return None
 
 
-def compile_filters(filters: Sequence[str] | None) -> list[re.Pattern[str]]:
+def compile_filters(filters: Sequence[str] | None) -> list[Any]:
     """Compile ``filter.metricsFormat``; an empty or missing list means the default filter.
 
-    Raises ValueError naming the regex when one does not compile or has fewer than two groups
-    (group 1 is the metric name, group 2 its value).
+    Custom filters are compiled with RE2 (linear time, Go's syntax); the default filter runs
+    on its linear equivalent here. Raises ValueError naming the regex when one does not
+    compile or has fewer than two groups (group 1 is the metric name, group 2 its value).
     """
     patterns = list(filters or []) or [DEFAULT_FILTER]
-    compiled = []
+    compiled: list[Any] = []
     for i, pattern in enumerate(patterns):
+        if pattern == DEFAULT_FILTER:
+            compiled.append(_DEFAULT)
+            continue
         try:
-            rx = re.compile(pattern)
-        except re.error as e:
-            raise ValueError(f"filter.metricsFormat[{i}]: {pattern!r} does not compile: {e}") from e
-        if rx.groups < 2:
-            raise ValueError(
-                f"filter.metricsFormat[{i}]: {pattern!r} needs two capture groups "
-                "(metric name, value), e.g. '([\\w-]+)=([\\d.]+)'"
-            )
-        compiled.append(rx)
+            compiled.append(compile_metrics_format(pattern))
+        except ValueError as e:
+            raise ValueError(f"filter.metricsFormat[{i}]: {e}") from None
     return compiled
 
 
@@ -119,22 +126,24 @@ def _default_matches(line: str) -> Iterator[re.Match[str]]:
         pos = prev_end = m.end()  # never empty: a name and "=" are always consumed
 
 
-def _matches(rx: re.Pattern[str], line: str) -> Iterator[re.Match[str]]:
-    if rx.pattern == DEFAULT_FILTER:
+_DEFAULT = object()  # stands for the default filter in a compiled list
+
+
+def _matches(rx: Any, line: str) -> Iterator[Any]:
+    if rx is _DEFAULT:
         return _default_matches(line)
-    if len(line) > _MAX_CUSTOM_LINE:
-        log.warning("skipping a %d-character line: too long for custom metric filters", len(line))
-        return iter(())
-    return rx.finditer(line)
+    return rx.finditer(line)  # type: ignore[no-any-return]  # RE2: linear in the line
 
 
 @dataclass(frozen=True)
 class ParsedLine:
-    """The wanted values of one line, in line order, with the step the line names (if any)."""
+    """The wanted values of one line, in line order, with the step the line names (if any),
+    and the wanted values it held that are refused (``katib.metrics.values``)."""
 
     values: list[tuple[str, str]]
     timestamp: datetime
     step: int | None = None
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _as_step(value: object) -> int | None:
@@ -234,20 +243,35 @@ class LineParser:
             if timestamp is not None:
                 line = rest
         values: list[tuple[str, str]] = []
+        refused: list[tuple[str, str]] = []
         steps: dict[str, str] = {}
         for rx in self._filters:
             for m in _matches(rx, line):
                 name, value = (m.group(1) or "").strip(), (m.group(2) or "").strip()
+                if name not in self._wanted and name not in STEP_NAMES:
+                    continue
+                if rx is _DEFAULT:
+                    # The default filter captures only the numeric start of a word: "-" of
+                    # "-inf", nothing of "nan". What the line said is the whole word.
+                    said = m.group(2) + _WORD_REST.match(line, m.end(2)).group()  # type: ignore[union-attr]
+                    if is_non_finite(said) or (value and finite_number(value) is None):
+                        if name in self._wanted:
+                            refused.append((name, said))
+                        continue
+                elif is_non_finite(value):
+                    if name in self._wanted:
+                        refused.append((name, value))
+                    continue
                 if not value:  # the default filter also matches "name=" with nothing after it
                     continue
                 if name in STEP_NAMES:
                     steps.setdefault(name, value)
                 if name in self._wanted:
                     values.append((name, value))
-        if not values:
+        if not values and not refused:
             return None
         step = next((s for s in (_as_step(steps.get(n)) for n in STEP_NAMES) if s is not None), None)
-        return ParsedLine(values, timestamp or read_at or self.clock(), step)
+        return ParsedLine(values, timestamp or read_at or self.clock(), step, refused)
 
     def _parse_json(self, line: str, read_at: datetime | None) -> ParsedLine | None:
         try:
@@ -257,17 +281,20 @@ class LineParser:
             return None
         if not isinstance(obj, dict):
             return None
-        values = []
+        values: list[tuple[str, str]] = []
+        refused: list[tuple[str, str]] = []
         for name in self.metric_names:
             if name in obj:
                 value = _json_value(obj[name])
-                if value is not None:
-                    values.append((name, value))
-        if not values:
+                if value is None:
+                    continue
+                # json.loads reads NaN, Infinity and 1e400 (as inf): refused like "nan" text.
+                (refused if is_non_finite(value) else values).append((name, value))
+        if not values and not refused:
             return None
         timestamp = _json_timestamp(obj[TIMESTAMP_KEY]) if TIMESTAMP_KEY in obj else None
         step = next((s for s in (_as_step(obj.get(n)) for n in STEP_NAMES) if s is not None), None)
-        return ParsedLine(values, timestamp or read_at or self.clock(), step)
+        return ParsedLine(values, timestamp or read_at or self.clock(), step, refused)
 
     def logs(self, line: str, read_at: datetime | None = None) -> list[MetricLog]:
         """``parse`` as MetricLog rows; ``step`` is only what the line says (else None)."""

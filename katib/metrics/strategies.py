@@ -10,8 +10,12 @@ Upstream's rules (reference §1.2, §1.8, §9.5), kept exactly except where note
 * ``best_trial``: trials in list order; a value that is not a float ("string metric", e.g.
   a DARTS genotype) makes that trial the best (the latest such wins); otherwise strict
   ``<``/``>``, the first numeric trial seeding. Upstream seeds with 0.0 when a string trial
-  came first (Go's zero value); we seed with the first numeric value, and skip NaN, which
-  would otherwise win every later comparison by never losing one.
+  came first (Go's zero value); we seed with the first numeric value.
+
+Values that parse as numbers but are not finite (``nan``, ``inf``, ``-1e400``) are no values
+(``katib.metrics.values``): collectors refuse them, and rows of them that reach a fold anyway
+(an older store, an outside collector) are skipped, for min/max and latest alike, so a
+NaN never sticks as best and ``-inf`` never wins a minimization.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from datetime import datetime
 
 from katib.api.model import Metric, Observation, ObjectiveSpec, ObjectiveType, Trial
 from katib.api.observation import UNAVAILABLE, MetricLog
+from katib.metrics.values import finite_number, is_non_finite
 
 __all__ = [
     "MIN",
@@ -43,12 +48,8 @@ STRATEGIES = (MIN, MAX, LATEST)
 
 
 def _float(text: str | None) -> float | None:
-    if text is None or text == UNAVAILABLE:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
+    """The finite number of ``text``; None for a string metric or no value."""
+    return finite_number(text)
 
 
 @dataclass
@@ -76,9 +77,10 @@ def fold(logs: Iterable[MetricLog], metric_names: Sequence[str] | None = None) -
             if restrict:
                 continue
             f = folds[row.metric_name] = _Fold()
+        if is_non_finite(row.value):
+            continue  # not a value: neither min/max nor latest (see the module docstring)
         number = _float(row.value)
-        # NaN is kept out of min/max: every comparison with it is false, so it would stick.
-        if number is not None and not math.isnan(number):
+        if number is not None:
             if f.min_text == UNAVAILABLE or number < f.min_value:
                 f.min_text, f.min_value = row.value, number
             if f.max_text == UNAVAILABLE or number > f.max_value:
@@ -120,7 +122,7 @@ def objective_text(observation: Observation | None, objective: ObjectiveSpec) ->
 
 def objective_value(observation: Observation | None, objective: ObjectiveSpec) -> float | None:
     """The objective metric's value by its strategy as a float; None when unavailable or not
-    a number."""
+    a finite number."""
     return _float(objective_text(observation, objective))
 
 
@@ -155,13 +157,11 @@ def best_trial(trials: Sequence[Trial], objective: ObjectiveSpec) -> BestTrial |
     reached = False
     for index, trial in enumerate(trials):
         text = objective_text(trial.status.observation if trial.status else None, objective)
-        if text is None:
-            continue
+        if text is None or is_non_finite(text):
+            continue  # no value; a non-finite one is none either (e.g. an observation from before the rule)
         number = _float(text)
         if number is None:
             best_index = index  # string metric: the latest one wins
-            continue
-        if math.isnan(number):
             continue
         if best_number is None:
             best_number, best_index = number, index

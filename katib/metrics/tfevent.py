@@ -15,7 +15,8 @@ last path component and the event file's directory ends with ``m``'s parent path
 end with the parent path's whole components (upstream's string test lets ``test/accuracy``
 match a ``latest`` directory), and only numeric scalars are reported (``simple_value``, or
 a rank-0 tensor), never the text of a histogram, image or string tensor whose tag happens
-to share the prefix.
+to share the prefix. A scalar that is not finite (NaN, inf) is refused, as every collector
+refuses one (``katib.metrics.values``): logged once per metric and kept in ``refused``.
 
 Each row is stamped with the event's wall time (UTC, microseconds) and carries its step.
 """
@@ -35,6 +36,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2  # type: ignore[impo
 from tensorboard.util import tensor_util  # type: ignore[import-untyped]
 
 from katib.api.observation import MetricLog
+from katib.metrics.values import MAX_REFUSED_KEPT, is_non_finite
 
 __all__ = ["EventDirectoryReader", "metrics_for", "scalar_text"]
 
@@ -96,9 +98,10 @@ def scalar_text(value: summary_pb2.Summary.Value) -> str | None:
 class _EventFile:
     """One event file and how many of its records were read."""
 
-    def __init__(self, path: str, metrics: list[_Metric]) -> None:
+    def __init__(self, path: str, metrics: list[_Metric], refused: dict[str, list[str]] | None = None) -> None:
         self.path = path
         self.metrics = metrics
+        self.refused = refused if refused is not None else {}
         self.records = 0
         self._size = -1
         self._ident: tuple[int, int] | None = None
@@ -164,9 +167,20 @@ class _EventFile:
         for value in event.summary.value:
             names = [m.name for m in self.metrics if value.tag.startswith(m.tag_prefix)]
             text = scalar_text(value) if names else None
-            if text is not None:
+            if text is not None and is_non_finite(text):
+                self._refuse(names, text, value.tag, event.step)
+            elif text is not None:
                 out.extend(MetricLog(name, text, stamp, event.step) for name in names)
         return out
+
+    def _refuse(self, names: list[str], text: str, tag: str, step: int) -> None:
+        for name in names:
+            kept = self.refused.setdefault(name, [])
+            if not kept:
+                log.warning("event file %s: metric %r (tag %r, step %d): %s is not a finite number and is "
+                            "not recorded", self.path, name, tag, step, text)
+            if text not in kept and len(kept) < MAX_REFUSED_KEPT:
+                kept.append(text)
 
 
 class EventDirectoryReader:
@@ -184,6 +198,12 @@ class EventDirectoryReader:
         self.directory = os.path.abspath(os.fspath(directory))
         self._metrics = [_Metric.parse(n) for n in metric_names]
         self._files: dict[str, _EventFile] = {}
+        self._refused: dict[str, list[str]] = {}
+
+    @property
+    def refused(self) -> dict[str, list[str]]:
+        """Per metric, the first few values refused as not finite numbers (never rows)."""
+        return {name: list(values) for name, values in self._refused.items()}
 
     def poll(self) -> list[MetricLog]:
         rows: list[MetricLog] = []
@@ -219,6 +239,6 @@ class EventDirectoryReader:
                 path = os.path.join(root, name)
                 f = self._files.get(path)
                 if f is None:
-                    f = self._files[path] = _EventFile(path, metrics)
+                    f = self._files[path] = _EventFile(path, metrics, self._refused)
                 found.append(f)
         return found

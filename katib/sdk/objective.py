@@ -12,6 +12,9 @@ Options (before ``--``), each ``--key value``:
 
 - ``--metric NAME``: the objective metric; a number returned by the objective is printed
   as ``NAME=value``, a dict as one ``key=value`` line per item (the StdOut collector's format).
+  Every returned value must be a finite number (``katib.metrics.values``): NaN, inf, a string
+  or any other type fails the trial with a message saying what was returned. None is allowed
+  (the objective printed its metrics or reported them); a note in the trial's output says so.
 - ``--objective-file PATH`` / ``--objective-pickle BASE64``: the function, pickled with
   cloudpickle (needs the same Python minor version and cloudpickle where it is loaded).
 - ``--objective-source TEXT`` with ``--objective-name NAME``: the function's source, as
@@ -41,7 +44,7 @@ import traceback
 import types
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["SEPARATOR", "SINK_ENV", "parse_argv", "decode_value", "metric_text", "result_metrics",
+__all__ = ["SEPARATOR", "SINK_ENV", "BadResult", "parse_argv", "decode_value", "metric_text", "result_metrics",
            "result_lines", "run_objective", "main"]
 
 SEPARATOR = "--"
@@ -105,19 +108,39 @@ def parse_argv(argv: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return options, params
 
 
+class BadResult(TypeError):
+    """The objective returned something that is not a metric value: the trial fails with
+    this message (no traceback: the objective itself did not fail)."""
+
+
+def _described(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)  # nan, inf, -inf
+    return f"the {type(value).__name__} {value!r:.80}"
+
+
 def metric_text(value: Any) -> str:
-    """A metric value as the StdOut collector's default filter reads it."""
-    if isinstance(value, bool):
-        raise TypeError(f"a metric must be a number, got the bool {value!r}")
-    if isinstance(value, int):
-        return str(value)
-    number = float(value)  # numpy / torch scalars too; TypeError for anything else
-    return repr(number) if math.isfinite(number) else str(number)
+    """A metric value as the StdOut collector's default filter reads it. Raises TypeError
+    (not a number) or ValueError (not finite) for anything but a finite number."""
+    if isinstance(value, (bool, str, bytes)):
+        raise TypeError(f"a metric must be a finite number, got {_described(value)}")
+    try:
+        number = float(value)  # numpy / torch scalars too; TypeError for anything else
+    except OverflowError:  # an int beyond float's range
+        raise ValueError(f"a metric must be a finite number, got an int of {len(str(value))} digits") from None
+    if not math.isfinite(number):
+        raise ValueError(f"a metric must be a finite number, got {number!r}")
+    return str(value) if isinstance(value, int) else repr(number)
+
+
+_EXPECTED = ("return a finite number (the objective metric), a dict of finite numbers, or None when the "
+             "objective prints its metrics or calls katib.report_metrics")
 
 
 def result_metrics(result: Any, metric: str) -> dict[str, str]:
     """The metrics an objective's return value stands for, as text: none for None,
-    ``{metric: v}`` for a number, every item of a mapping."""
+    ``{metric: v}`` for a number, every item of a mapping. Raises BadResult for anything
+    else, or a value that is not a finite number."""
     if result is None:
         return {}
     if isinstance(result, Mapping):
@@ -126,15 +149,13 @@ def result_metrics(result: Any, metric: str) -> dict[str, str]:
             try:
                 out[str(key)] = metric_text(value)
             except (TypeError, ValueError):
-                raise TypeError(f"the objective returned {{{key!r}: {value!r}}}; every value of the dict "
-                                "must be a number") from None
+                raise BadResult(f"the objective returned {{{key!r}: {_described(value)}}}; every value of the "
+                                f"dict must be a finite number ({_EXPECTED})") from None
         return out
     try:
         return {metric: metric_text(result)}
     except (TypeError, ValueError):
-        raise TypeError(f"the objective returned {type(result).__name__} {result!r:.80}; return a number, "
-                        "a dict of numbers or None (and print name=value lines or call "
-                        "katib.report_metrics)") from None
+        raise BadResult(f"the objective returned {_described(result)}; {_EXPECTED}") from None
 
 
 def result_lines(result: Any, metric: str) -> list[str]:
@@ -155,15 +176,24 @@ def run_objective(fn: Callable[[dict[str, Any]], Any], params: dict[str, Any], m
     """Call ``fn(params)`` and record what it returns: printed as ``name=value`` lines, or
     with ``report="push"`` through ``katib.report_metrics`` (Push collector). Returns the
     trial's exit code; an exception prints its traceback (without this frame) to stderr and
-    gives 1."""
+    gives 1, and so does a return value that is no metric (its message, without traceback)."""
     __tracebackhide__ = True
     try:
-        metrics = result_metrics(fn(params), metric)
+        result = fn(params)
+        if result is None:
+            # Not an error (the metrics may be printed or reported), but if none arrive
+            # the trial's MetricsUnavailable message shows its last output: this line.
+            print("katib: the objective returned None; the trial's metrics are only those it printed "
+                  "or reported with katib.report_metrics", file=sys.stderr, flush=True)
+        metrics = result_metrics(result, metric)
         if metrics and report == "push":
             from katib import report_metrics
 
             report_metrics({k: float(v) for k, v in metrics.items()})
             metrics = {}
+    except BadResult as exc:
+        print(f"katib: {exc}", file=sys.stderr, flush=True)
+        return 1
     except SystemExit as exc:
         code = exc.code
         if code is None:

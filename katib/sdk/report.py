@@ -45,7 +45,7 @@ def report_metrics(metrics: Mapping[str, Any], step: int | None = None, *,
     (else the count of reports so far, starting at 1, as the collectors number lines).
 
     Raises ValueError when not inside a trial (no ``KATIB_TRIAL_NAME``) or when a value is
-    not a number, naming the metric.
+    not a finite number (nan, inf), naming the metric; nothing of the call is recorded then.
     """
     trial = os.environ.get("KATIB_TRIAL_NAME")
     if not trial:
@@ -54,16 +54,22 @@ def report_metrics(metrics: Mapping[str, Any], step: int | None = None, *,
     if not metrics:
         raise ValueError("report_metrics: metrics is empty; pass e.g. {'loss': 0.3}")
     now = utcnow()
-    logs = []
+    numbers = []
     for name, value in metrics.items():
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"report_metrics: metric {name!r} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            # The rule for every collector (katib.metrics.values): a search cannot rank it.
+            raise ValueError(f"report_metrics: metric {name!r} must be a finite number, got {value!r}; "
+                             "nan and inf are not recorded")
+        numbers.append((str(name), number))
+    logs = []
+    for name, number in numbers:  # counted only once every value passed
         if step is None:
             _counts[name] = _counts.get(name, 0) + 1
-        text = repr(number) if math.isfinite(number) else str(number)
-        logs.append(MetricLog(str(name), text, now, step if step is not None else _counts[name]))
+        logs.append(MetricLog(name, repr(number), now, step if step is not None else _counts[name]))
     if os.environ.get("KATIB_METRICS_SINK") == "stdout":
         # A tune() trial with the StdOut collector: print what the collector reads live
         # (it takes ``step`` on the same line as the step), so pushed and printed metrics

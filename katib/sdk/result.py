@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 from katib.api.model import Experiment, ParameterAssignment, Trial, TrialCondition
 from katib.api.space import SearchSpace
 from katib.metrics.strategies import metric_value
+from katib.metrics.values import finite_number, is_non_finite
 from katib.sdk.objective import SEPARATOR, decode_value
 
 __all__ = ["TuneResult", "TrialRecord", "codecs_of", "traceback_of", "tail_text"]
@@ -42,8 +43,11 @@ class TrialRecord:
 class TuneResult:
     """The outcome of a tuning run.
 
-    ``best_parameters`` and ``best_metrics`` are those of the best trial (empty when no
-    trial reported the objective); ``trials`` holds every trial in creation order;
+    ``best_trial``, ``best_parameters``, ``best_metrics`` and ``best_value`` are those of
+    the best trial; when no trial reported a finite value of the objective there is none, and
+    they raise ValueError (as Optuna's ``study.best_trial`` does) rather than return empty
+    values that look like a result; ``best_trial_name`` is None then. ``trials`` holds every
+    trial in creation order, with why each one that did not succeed did not;
     ``to_dataframe()`` (pandas) gives one row per trial. ``katib get trials
     <experiment_name>`` and ``katib describe experiment <experiment_name>`` show the same run.
     """
@@ -55,13 +59,44 @@ class TuneResult:
     objective_metric_name: str
     objective_type: str
     best_trial_name: str | None
-    best_parameters: dict[str, Any]
-    best_metrics: dict[str, Any]
     trials: list[TrialRecord] = field(default_factory=list)
+    best_params: dict[str, Any] = field(default_factory=dict, repr=False)
+    best_observed: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _no_best(self) -> ValueError:
+        counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(self.counts().items())) or "no trials"
+        return ValueError(
+            f"no trial of experiment {self.experiment_name!r} reported a finite value of "
+            f"{self.objective_metric_name!r} ({counts}), so there is no best trial; result.trials "
+            "says what each trial did (state, error)")
+
+    @property
+    def best_trial(self) -> TrialRecord:
+        """The best trial. Raises ValueError when no trial has a value of the objective."""
+        if not self.best_trial_name:
+            raise self._no_best()
+        found = next((t for t in self.trials if t.name == self.best_trial_name), None)
+        return found or TrialRecord(self.best_trial_name, TrialCondition.SUCCEEDED, dict(self.best_params),
+                                    dict(self.best_observed))
+
+    @property
+    def best_parameters(self) -> dict[str, Any]:
+        """The best trial's parameters, typed. Raises ValueError when there is no best trial."""
+        if not self.best_trial_name:
+            raise self._no_best()
+        return self.best_params
+
+    @property
+    def best_metrics(self) -> dict[str, Any]:
+        """The best trial's metrics by their strategies. Raises ValueError when there is no
+        best trial."""
+        if not self.best_trial_name:
+            raise self._no_best()
+        return self.best_observed
 
     @property
     def best_value(self) -> Any:
-        """The best trial's objective value (None when no trial reported it)."""
+        """The best trial's objective value. Raises ValueError when there is no best trial."""
         return self.best_metrics.get(self.objective_metric_name)
 
     @property
@@ -95,7 +130,7 @@ class TuneResult:
         counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(self.counts().items()))
         return (f"TuneResult(experiment_name={self.experiment_name!r}, state={self.state!r}, "
                 f"trials={len(self.trials)} ({counts or 'none'}), best_trial_name={self.best_trial_name!r}, "
-                f"best_parameters={self.best_parameters!r}, best_metrics={self.best_metrics!r})")
+                f"best_parameters={self.best_params!r}, best_metrics={self.best_observed!r})")
 
     def summary(self) -> str:
         """A few lines for people: outcome, best trial, where to look next."""
@@ -103,11 +138,12 @@ class TuneResult:
         lines = [f"Experiment {self.experiment_name} {self.state} ({self.reason}): {len(self.trials)} trials"
                  + (f" ({counts})" if counts else "")]
         if self.best_trial_name:
-            metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in self.best_metrics.items())
+            metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in self.best_observed.items())
             lines.append(f"Best trial {self.best_trial_name}: {metrics}")
-            lines.append(f"Best parameters: {self.best_parameters!r}")
+            lines.append(f"Best parameters: {self.best_params!r}")
         else:
-            lines.append(f"No trial reported {self.objective_metric_name!r}.")
+            lines.append(f"No trial reported a finite value of {self.objective_metric_name!r}: there is no "
+                         "best trial.")
         ns = "" if self.namespace == "default" else f" -n {self.namespace}"
         lines.append(f"Details: katib describe experiment {self.experiment_name}{ns}")
         return "\n".join(lines)
@@ -139,9 +175,9 @@ class TuneResult:
             objective_metric_name=(objective.objective_metric_name or "") if objective else "",
             objective_type=(objective.type or "") if objective else "",
             best_trial_name=best_name,
-            best_parameters=decode(opt.parameter_assignments) if best_name and opt else {},
-            best_metrics=_metrics(exp, opt.observation, names) if best_name and opt else {},
             trials=records,
+            best_params=decode(opt.parameter_assignments) if best_name and opt else {},
+            best_observed=_metrics(exp, opt.observation, names) if best_name and opt else {},
         )
 
 
@@ -156,10 +192,10 @@ def _metrics(exp: Experiment, observation: Any, names: Sequence[str]) -> dict[st
         text = metric_value(observation, name, objective.strategy_for(name) if objective else "latest")
         if text is None:
             continue
-        try:
-            out[name] = float(text)
-        except ValueError:
-            out[name] = text  # a string metric (DARTS genotypes) stays text
+        if is_non_finite(text):
+            continue  # no value (katib.metrics.values), e.g. in a store from before the rule
+        number = finite_number(text)
+        out[name] = number if number is not None else text  # a string metric (DARTS genotypes) stays text
     return out
 
 

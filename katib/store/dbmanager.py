@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from katib.errors import FieldError, ServiceError, ValidationError
 from katib.metrics.parsers import parse_rfc3339
+from katib.metrics.values import is_non_finite
 from katib.rpc import converters
 from katib.rpc import server as rpc_server
 from katib.store.engine import DB_URL_ENV, default_url
@@ -77,6 +78,14 @@ class DBManagerService(rpc_server.DBManagerServicer):
         if not request.trial_name:
             raise ValidationError([FieldError("trialName", "must name the trial")])
         logs = converters.report_request_logs(request)
+        # A value that is a number but not finite (nan, inf) is no metric value
+        # (katib.metrics.values); upstream's collectors send them, and one would otherwise
+        # become the best of an experiment read back by a controller.
+        refused = [row for row in logs if is_non_finite(row.value)]
+        if refused:
+            log.warning("trial %s: not storing %d value(s) that are not finite numbers, e.g. %s=%s",
+                        request.trial_name, len(refused), refused[0].metric_name, refused[0].value)
+            logs = [row for row in logs if not is_non_finite(row.value)]
         self.store.report_observations(request.trial_name, logs)
         return converters.report_observation_log_reply()
 

@@ -94,3 +94,14 @@ def test_filters_must_compile_and_capture_two_groups(kind: str) -> None:
     find(errs, f"{MC}.source.filter.metricsFormat[1]", "invalid filter '(unclosed'")
     find(errs, f"{MC}.source.filter.metricsFormat[2]", "has 1 capture group(s); it needs two")
     assert not [e for e in errs if e.path.endswith("metricsFormat[0]")]
+
+
+def test_filters_are_checked_with_re2_as_they_are_collected() -> None:
+    # Go's syntax: POSIX and Unicode classes pass; a lookahead or a backreference (Python's
+    # re has both) is refused here, not at collection time.
+    source = {"filter": {"metricsFormat": [r"([[:alpha:]]+)=([0-9.]+)", r"(\pL+)=([0-9.]+)",
+                                           r"(\w+)=(\d+)(?=\s)", r"(\w+)=(\d+)\1"]}}
+    errs = errors_of(_collector("StdOut", source))
+    assert sorted(e.path for e in errs) == [f"{MC}.source.filter.metricsFormat[2]",
+                                            f"{MC}.source.filter.metricsFormat[3]"]
+    find(errs, f"{MC}.source.filter.metricsFormat[2]", "RE2 syntax")

@@ -86,3 +86,8 @@ def echoes_environment(p: dict[str, Any]) -> float:
 def sleeps_long(p: dict[str, Any]) -> float:
     time.sleep(60)
     return p["x"]
+
+
+def returns_as_named(p: dict[str, Any]) -> Any:
+    """Returns what its parameter names: a number, nan, inf, a string or None."""
+    return {"nan": float("nan"), "-inf": -float("inf"), "half": 0.5, "str": "0.3", "none": None}[p["v"]]

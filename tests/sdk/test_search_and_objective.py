@@ -67,17 +67,36 @@ def test_argv_values_survive_any_characters_and_arrive_typed() -> None:
 
 @pytest.mark.parametrize("value, lines", [
     (0.5, ["loss=0.5"]), (3, ["loss=3"]), (None, []), ({"a": 1.5, "b": 2}, ["a=1.5", "b=2"]),
-    (float("nan"), ["loss=nan"]),
 ])
 def test_return_values_become_collector_lines(value: Any, lines: list[str]) -> None:
     assert objective.result_lines(value, "loss") == lines
 
 
+@pytest.mark.parametrize("value, said", [
+    (float("nan"), "returned nan;"), (float("inf"), "returned inf;"), (-float("inf"), "returned -inf;"),
+    (10 ** 400, "returned the int 10000"), ("0.5", "returned the str '0.5';"), (b"1", "the bytes b'1'"),
+    ([0.5], "the list [0.5];"), (True, "the bool True;"),
+    ({"loss": float("nan")}, "returned {'loss': nan}; every value of the dict must be a finite number"),
+    ({"loss": 0.3, "acc": "high"}, "returned {'acc': the str 'high'}"),
+], ids=["nan", "inf", "-inf", "huge-int", "str", "bytes", "list", "bool", "dict-nan", "dict-str"])
+def test_a_return_value_that_is_no_finite_number_fails_saying_what_it_was(
+        value: Any, said: str, capfd: pytest.CaptureFixture[str]) -> None:
+    assert objective.run_objective(lambda p: value, {}, "loss") == 1
+    captured = capfd.readouterr()
+    assert said in captured.err and "return a finite number (the objective metric)" in captured.err
+    assert "Traceback" not in captured.err and "loss=" not in captured.out  # nothing recorded, no noise
+
+
 def test_a_return_value_that_is_no_metric_fails_with_a_hint(capfd: pytest.CaptureFixture[str]) -> None:
     assert objective.run_objective(lambda p: "high", {}, "loss") == 1
-    assert "return a number, a dict of numbers or None" in capfd.readouterr().err
+    assert "a dict of finite numbers, or None when the objective prints" in capfd.readouterr().err
     assert objective.run_objective(lambda p: {"loss": "x"}, {}, "loss") == 1
     assert objective.run_objective(lambda p: exec("raise SystemExit(4)"), {}, "loss") == 4
+
+
+def test_returning_none_is_allowed_and_noted_in_the_output(capfd: pytest.CaptureFixture[str]) -> None:
+    assert objective.run_objective(lambda p: None, {}, "loss") == 0
+    assert "katib: the objective returned None" in capfd.readouterr().err
 
 
 def _pod_argv(command: list[str], values: dict[str, str]) -> list[str]:

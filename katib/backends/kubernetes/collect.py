@@ -36,6 +36,7 @@ from katib.backends.kubernetes.services import ObservationDB
 from katib.metrics.collector import LineCollector
 from katib.metrics.parsers import TEXT
 from katib.metrics.strategies import fold
+from katib.metrics.values import is_non_finite
 
 __all__ = ["PodFinder", "TrialMetrics", "LOG_KINDS", "DB_KINDS"]
 
@@ -178,7 +179,16 @@ class TrialMetrics:
 
     def objective_seen(self) -> bool:
         objective = self.metric_names[0] if self.metric_names else None
-        return any(r.metric_name == objective and r.value != UNAVAILABLE for r in self.rows)
+        return any(r.metric_name == objective and r.value != UNAVAILABLE and not is_non_finite(r.value) for r in self.rows)
+
+    @property
+    def refused(self) -> dict[str, list[str]]:
+        """Per metric, the values the pods' logs held that were refused as not finite numbers."""
+        out: dict[str, list[str]] = {}
+        for state in self._pods.values():
+            for name, values in state.collector.refused.items():
+                out.setdefault(name, []).extend(v for v in values if v not in out[name])
+        return out
 
     def unavailable_row(self) -> MetricLog | None:
         if not self.metric_names or self.objective_seen():

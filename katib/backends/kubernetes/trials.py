@@ -29,6 +29,7 @@ from katib.backends.kubernetes.services import Services
 from katib.controller import gjson
 from katib.controller.conditions import is_true, now_rfc3339, set_condition
 from katib.errors import TemplateError
+from katib.metrics.values import unavailable_message
 
 __all__ = ["ExperimentState", "TrialSync", "decode_trial"]
 
@@ -236,7 +237,7 @@ class TrialSync:
                 self._report_unavailable(st, trial)
                 objective = trial.spec.objective.objective_metric_name if trial.spec.objective else ""
                 self.finish(st, trial, TC.METRICS_UNAVAILABLE, TC.REASONS[TC.METRICS_UNAVAILABLE],
-                            f"Metrics are not available: the trial reported no value for {objective!r}")
+                            unavailable_message(objective or "", tm.refused if tm is not None else None))
             else:
                 self.finish(st, trial, state, reason, message)
             return True

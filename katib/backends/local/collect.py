@@ -182,6 +182,13 @@ class TrialCollector:
             return []
         return self.tailer.poll() + self.tailer.close()
 
+    @property
+    def refused(self) -> dict[str, list[str]]:
+        """Per metric, the values read but refused as not finite numbers."""
+        if self.events is not None:
+            return self.events.refused
+        return self.tailer.collector.refused if self.tailer is not None else {}
+
     def commit(self) -> None:
         """Record that everything returned so far is in the store. A runner killed before
         this reads those lines again; one killed after it does not."""

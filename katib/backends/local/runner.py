@@ -46,6 +46,7 @@ from katib.controller.reconcile import reconcile
 from katib.controller.template import primary_container, render_trial_spec
 from katib.errors import SearchSpaceExhausted, SettingsError, SuggestionsPending, TemplateError
 from katib.metrics.strategies import fold
+from katib.metrics.values import unavailable_message
 
 __all__ = ["LocalRunner", "RunOptions", "run_directory", "trial_directory"]
 
@@ -420,8 +421,10 @@ class LocalRunner:
             objective = trial.spec.objective.objective_metric_name if trial.spec.objective else None
             metric = trial.status.observation.metric(objective) if trial.status.observation and objective else None
             if metric is None or metric.latest in (None, "unavailable"):
+                collector = self.collectors.get(trial.name)
                 self._finish(trial, TC.METRICS_UNAVAILABLE, "MetricsUnavailable",
-                             f"Metrics are not available: the trial printed no value for {objective!r}")
+                             unavailable_message(objective or "", collector.refused if collector else None)
+                             + self._tail(trial))
             else:
                 self._finish(trial, TC.SUCCEEDED, "TrialSucceeded", "Trial has succeeded")
 
