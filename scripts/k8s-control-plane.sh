@@ -170,4 +170,4 @@ EOF
     echo "$BIN" >&3
 }
 
-main "$@"
+main "$@"; exit  # on the same line: bash reads no further, so an edit during a build is harmless
