@@ -215,8 +215,8 @@ def cmd_get(args: argparse.Namespace) -> int:
             print(display.experiment_rows(exps, wide=wide))
         return 0
     if not args.name:
-        raise ValidationError("katib get trials: name the experiment (katib get trials EXPERIMENT), "
-                              "or a trial (katib get trial NAME)")
+        return _usage_error("katib get trials: name the experiment (katib get trials EXPERIMENT), "
+                            "or a trial (katib get trial NAME)")
     if args.resource == "trial":
         trial = _get_trial(store, args.name, args.namespace)
         if args.output in ("json", "yaml"):
@@ -237,6 +237,11 @@ def cmd_get(args: argparse.Namespace) -> int:
     else:
         print(display.trial_table(exp, trials, wide=wide))
     return 0
+
+
+def _usage_error(message: str) -> int:
+    sys.stderr.write(f"katib: {message}\n")
+    return EXIT_INVALID
 
 
 def _print_lines(text: str) -> None:
@@ -266,10 +271,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     from katib import logs
 
+    if args.tail is not None and args.tail < 0:
+        return _usage_error(f"katib logs: --tail: expected a line count of 0 or more, got {args.tail}")
     store = _store(args)
     trial = _get_trial(store, args.trial, args.namespace)
-    if args.tail is not None and args.tail < 0:
-        raise ValidationError(f"--tail: expected a line count of 0 or more, got {args.tail}")
 
     def ended() -> bool:
         from katib.api.model import TrialCondition

@@ -5,7 +5,6 @@ from __future__ import annotations
 import codecs
 import os
 import time
-from collections import deque
 from pathlib import Path
 from typing import BinaryIO, Callable, TextIO
 

@@ -221,6 +221,11 @@ def test_unknown_trial_names_the_way_to_list_trials(sweep: Store, capsys: pytest
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "trial default/nope not found" in err and "katib get trials EXPERIMENT" in err
+    assert main(["get", "trials"]) == 2
+    assert capsys.readouterr().err == ("katib: katib get trials: name the experiment (katib get trials EXPERIMENT), "
+                                       "or a trial (katib get trial NAME)\n")
+    assert main(["logs", "sweep-ok", "--tail", "-1"]) == 2
+    assert "--tail: expected a line count of 0 or more, got -1" in capsys.readouterr().err
     # An experiment's name where a trial's is expected: say so.
     assert main(["get", "trial", "sweep"]) == 2
     assert "'sweep' is an experiment: `katib get trials sweep` lists its trials" in capsys.readouterr().err
