@@ -173,3 +173,16 @@ def test_tune_progress_best_value_is_not_shown_as_an_int() -> None:
     TuneProgress(10, out=out, tty=True, tty_interval=0, width=120)(exp, [])
     assert "best acc=1.00000 " in out.getvalue()
 
+
+
+def test_wide_characters_count_as_two_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    out = Terminal()
+    exp = _with_best(_experiment("sweep", trials_succeeded=1), "0.9")
+    exp.spec.objective = ObjectiveSpec(type="maximize", objective_metric_name="精度の検証データセット")
+    exp.status.current_optimal_trial.observation.metrics[0].name = "精度の検証データセット"  # type: ignore[union-attr]
+    Progress(out=out)(exp, [])
+    (line,) = out.getvalue().splitlines()
+    assert "| best: 精度" in line
+    # 59 columns on screen, though fewer characters: one row, nothing wrapped.
+    assert len(line) < 59 and [r for r in out.screen(60) if r] == [line]
