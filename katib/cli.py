@@ -169,57 +169,162 @@ def _run_opened(args: argparse.Namespace, store: Any, exp: Any, resumed: bool, c
     return 0 if state == "Succeeded" else EXIT_FAILED
 
 
+def _experiment_name(trial: Any) -> str | None:
+    from katib.store import EXPERIMENT_LABEL
+
+    name = trial.metadata.labels.get(EXPERIMENT_LABEL)
+    return str(name) if name else None
+
+
+def _trial_log(trial: Any) -> Path:
+    """Where the local backend keeps a trial's output (``runs/<ns>/<experiment>/<trial>``)."""
+    from katib.backends.local import katib_home
+    from katib.backends.local.runner import trial_directory
+
+    return trial_directory(katib_home(), trial.metadata.namespace or "default", _experiment_name(trial) or "",
+                           trial.name) / "stdout.log"
+
+
+def _get_trial(store: Any, name: str, namespace: str) -> Any:
+    try:
+        return store.get_trial(name, namespace)
+    except NotFoundError as exc:
+        try:
+            store.get_experiment(name, namespace)
+        except NotFoundError:
+            hint = ("`katib get trials EXPERIMENT` lists an experiment's trials "
+                    "(`katib get experiments` lists the experiments)")
+        else:
+            hint = f"{name!r} is an experiment: `katib get trials {name}` lists its trials"
+        raise NotFoundError(f"{exc}; {hint}") from None
+
+
+def _experiment_of(store: Any, trial: Any) -> Any:
+    name = _experiment_name(trial)
+    return store.get_experiment(name, trial.metadata.namespace or "default") if name else None
+
+
 def cmd_get(args: argparse.Namespace) -> int:
     from katib import display
 
     store = _store(args)
+    wide = args.output == "wide"
     if args.resource in ("experiments", "experiment", "exp"):
         exps = [store.get_experiment(args.name, args.namespace)] if args.name else store.list_experiments(args.namespace)
         if args.output in ("json", "yaml"):
             items = [e.to_dict() for e in exps]
             display.dump(items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}, args.output)
+        elif args.output == "name":
+            _print_lines(display.names("experiment", exps))
         else:
-            print(display.experiment_rows(exps))
+            print(display.experiment_rows(exps, wide=wide))
         return 0
     if not args.name:
-        raise ValidationError("katib get trials: name the experiment (katib get trials EXPERIMENT)")
-    exp = store.get_experiment(args.name, args.namespace)
-    trials = store.list_trials(args.name, args.namespace)
-    if args.output in ("json", "yaml"):
-        display.dump({"apiVersion": "v1", "kind": "List", "items": [t.to_dict() for t in trials]}, args.output)
+        return _usage_error("katib get trials: name the experiment (katib get trials EXPERIMENT), "
+                            "or a trial (katib get trial NAME)")
+    if args.resource == "trial":
+        trial = _get_trial(store, args.name, args.namespace)
+        if args.output in ("json", "yaml"):
+            display.dump(trial.to_dict(), args.output)
+            return 0
+        trials, exp = [trial], _experiment_of(store, trial)
+        if exp is None and args.output != "name":
+            raise NotFoundError(f"trial {args.name}: its experiment is not recorded (no experiment label); "
+                                f"`katib get trial {args.name} -o yaml` shows it")
     else:
-        print(display.trial_table(exp, trials))
+        exp = store.get_experiment(args.name, args.namespace)
+        trials = store.list_trials(args.name, args.namespace)
+        if args.output in ("json", "yaml"):
+            display.dump({"apiVersion": "v1", "kind": "List", "items": [t.to_dict() for t in trials]}, args.output)
+            return 0
+    if args.output == "name":
+        _print_lines(display.names("trial", trials))
+    else:
+        print(display.trial_table(exp, trials, wide=wide))
     return 0
 
 
+def _usage_error(message: str) -> int:
+    sys.stderr.write(f"katib: {message}\n")
+    return EXIT_INVALID
+
+
+def _print_lines(text: str) -> None:
+    if text:
+        print(text)
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
-    from katib import display
+    from katib import describe, display
 
     store = _store(args)
+    if args.resource == "trial":
+        trial = _get_trial(store, args.name, args.namespace)
+        if args.output in ("json", "yaml"):
+            display.dump(trial.to_dict(), args.output)
+            return 0
+        print(describe.trial_text(trial, _experiment_of(store, trial), _trial_log(trial).parent, _trial_log))
+        return 0
     exp = store.get_experiment(args.name, args.namespace)
-    trials = store.list_trials(args.name, args.namespace)
     if args.output in ("json", "yaml"):
         display.dump(exp.to_dict(), args.output)
         return 0
-    s = exp.status
-    spec = exp.spec
-    print(f"Name:         {exp.name}\nNamespace:    {exp.metadata.namespace}")
-    print(f"Status:       {display.state_of(exp)}")
-    print(f"Algorithm:    {spec.algorithm.algorithm_name if spec.algorithm else ''} "
-          f"{spec.algorithm.settings if spec.algorithm and spec.algorithm.settings else ''}")
-    if spec.objective:
-        print(f"Objective:    {spec.objective.type} {spec.objective.objective_metric_name}"
-              + (f" (goal {spec.objective.goal})" if spec.objective.goal is not None else ""))
-    print(f"Budget:       max {spec.max_trial_count}, parallel {spec.parallel_trial_count}, "
-          f"max failed {spec.max_failed_trial_count}")
-    if s:
-        print(f"Started:      {s.start_time}\nCompleted:    {s.completion_time or '-'}")
-        print("Conditions:")
-        print("  " + display.table(["TYPE", "STATUS", "REASON", "MESSAGE"],
-                                   [[c.type, c.status, c.reason, c.message] for c in s.conditions]).replace("\n", "\n  "))
-    print(f"Best trial:   {display.optimum_text(exp)}")
-    print("Trials:")
-    print("  " + display.trial_table(exp, trials).replace("\n", "\n  "))
+    print(describe.experiment_text(exp, store.list_trials(args.name, args.namespace), _trial_log))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from katib import logs
+
+    if args.tail is not None and args.tail < 0:
+        return _usage_error(f"katib logs: --tail: expected a line count of 0 or more, got {args.tail}")
+    store = _store(args)
+    trial = _get_trial(store, args.trial, args.namespace)
+
+    def ended() -> bool:
+        from katib.api.model import TrialCondition
+
+        return bool(store.get_trial(args.trial, args.namespace).status.state in TrialCondition.COMPLETED)
+
+    return logs.show(_trial_log(trial), sys.stdout, tail=args.tail, follow=args.follow, ended=ended,
+                     trial=trial.name)
+
+
+def _version_text() -> str:
+    import platform
+
+    from katib.api.model import API_VERSION
+
+    return (f"katib-lite {_package_version()}\n"
+            f"API: {API_VERSION} (gRPC api.v1.beta1)\n"
+            f"Python: {platform.python_version()} ({platform.python_implementation()})")
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("katib-lite")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        import katib
+
+        return katib.__version__
+
+
+class _VersionAction(argparse.Action):
+    """``katib --version``: as ``katib version``; the package metadata is read only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(_version_text())
+        parser.exit(0)
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(_version_text())
     return 0
 
 
@@ -241,6 +346,7 @@ def _delegate(module: str, argv: list[str]) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="katib", description="Hyperparameter search with Katib's contract.")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    p.add_argument("--version", action=_VersionAction, help="print the katib-lite, API and Python versions and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     def db(sp: argparse.ArgumentParser) -> None:
@@ -264,19 +370,32 @@ def build_parser() -> argparse.ArgumentParser:
     db(r)
     r.set_defaults(func=cmd_run)
 
-    g = sub.add_parser("get", help="list experiments or an experiment's trials")
+    g = sub.add_parser("get", help="list experiments, an experiment's trials, or one trial",
+                       description="katib get experiments [NAME] | katib get trials EXPERIMENT | "
+                                   "katib get trial NAME")
     g.add_argument("resource", choices=["experiments", "experiment", "exp", "trials", "trial"])
     g.add_argument("name", nargs="?")
-    g.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    g.add_argument("-o", "--output", choices=["table", "wide", "name", "json", "yaml"], default="table",
+                   help="wide: more columns; name: kind/NAME lines; json/yaml: full objects, every digit")
     db(g)
     g.set_defaults(func=cmd_get)
 
-    d = sub.add_parser("describe", help="show an experiment in detail")
-    d.add_argument("resource", choices=["experiment", "experiments", "exp"])
+    d = sub.add_parser("describe", help="show an experiment or a trial in detail, with why trials failed")
+    d.add_argument("resource", choices=["experiment", "experiments", "exp", "trial"])
     d.add_argument("name")
     d.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
     db(d)
     d.set_defaults(func=cmd_describe)
+
+    lg = sub.add_parser("logs", help="print a trial's output (-f: follow it until the trial ends)")
+    lg.add_argument("trial")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing until the trial ends")
+    lg.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+    db(lg)
+    lg.set_defaults(func=cmd_logs)
+
+    ver = sub.add_parser("version", help="the katib-lite, API and Python versions")
+    ver.set_defaults(func=cmd_version)
 
     rm = sub.add_parser("delete", help="delete an experiment, its trials and their metrics")
     rm.add_argument("resource", choices=["experiment", "experiments", "exp"])
@@ -284,10 +403,17 @@ def build_parser() -> argparse.ArgumentParser:
     db(rm)
     rm.set_defaults(func=cmd_delete)
 
-    # Listed for `katib --help`; `main` hands their arguments to the service modules.
+    # Listed for `katib --help`; `main` hands their arguments to the service modules, so
+    # only `--help` (or nothing) of `katib suggestion` and `katib earlystop` reaches these.
     for name, helptext in [
         ("suggestion", "the gRPC Suggestion service: katib suggestion serve --port 6789"),
         ("earlystop", "the gRPC EarlyStopping service: katib earlystop serve --port 6788"),
+    ]:
+        service = sub.add_parser(name, help=helptext, description=f"{helptext}. "
+                                 f"`katib {name} serve --help` lists its options.")
+        service.add_subparsers(dest="action", required=True, metavar="serve").add_parser(
+            "serve", help="serve the API over gRPC", add_help=False)
+    for name, helptext in [
         ("db-manager", "the gRPC DBManager service: katib db-manager --port 6789"),
         ("controller", "the Kubernetes controller: katib controller --help"),
     ]:
@@ -313,6 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations chatter at INFO
             return _delegate(module, argv[len(prefix):])
     parser = build_parser()
+    if not argv:
+        parser.print_help(sys.stderr)
+        return EXIT_INVALID
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

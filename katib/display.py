@@ -1,18 +1,33 @@
-"""Tables and progress lines for people; upstream-shaped objects for scripts."""
+"""Tables and progress lines for people; upstream-shaped objects for scripts.
+
+Numbers print with 6 significant digits here (``katib.terminal.number``); ``dump`` (-o json,
+-o yaml) writes the stored values, every digit kept.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import signal
 import sys
 from datetime import datetime, timezone
 from typing import Any, Sequence, TextIO
 
 import yaml
 
-from katib.api.model import Experiment, Trial
+from katib.api.model import Condition, Experiment, Trial, TrialCondition as TC
+from katib.metrics.parsers import parse_rfc3339
 from katib.metrics.strategies import objective_value
+from katib.terminal import Part, fit, fit_parts, number, terminal_width
 
-__all__ = ["table", "experiment_rows", "trial_table", "optimum_text", "dump", "Progress", "state_of"]
+__all__ = ["table", "experiment_rows", "trial_table", "optimum_text", "dump", "names", "Progress", "state_of",
+           "trial_reason", "failure_output", "state_condition", "duration"]
+
+_REASON_WIDTH = 60  # the REASON column of the normal (not -o wide) tables
+_EXIT = re.compile(r"exited with status (-?\d+)")
+_OUTPUT = "; last output:\n"  # the runner's message: "<what happened>; last output:\n<log tail>"
+_FAILED_PREFIX = "Trial has failed. Job message: "
+_TRACEBACK = "Traceback (most recent call last):"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -28,20 +43,16 @@ def state_of(exp: Experiment) -> str:
     return true[-1].type if true else "Created"
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "" if value is None else str(value)
-
-
-def optimum_text(exp: Experiment) -> str:
+def optimum_text(exp: Experiment, params: bool = True) -> str:
     opt = exp.status.current_optimal_trial if exp.status else None
     if opt is None or not opt.best_trial_name:
         return "no trial has reported the objective yet"
-    metrics = ", ".join(f"{m.name}={m.latest if exp.spec.objective is None else _metric_value(exp, m.name, opt.observation)}"
+    metrics = ", ".join(f"{m.name}={number(m.latest) if exp.spec.objective is None else _metric_value(exp, m.name, opt.observation)}"
                         for m in (opt.observation.metrics if opt.observation else []))
-    params = ", ".join(f"{a.name}={a.value}" for a in opt.parameter_assignments)
-    return f"{opt.best_trial_name}: {metrics} | {params}"
+    if not params:
+        return f"{opt.best_trial_name}: {metrics}"
+    assigned = ", ".join(f"{a.name}={number(a.value)}" for a in opt.parameter_assignments)
+    return f"{opt.best_trial_name}: {metrics} | {assigned}"
 
 
 def _metric_value(exp: Experiment, name: str, observation: Any) -> str:
@@ -50,36 +61,129 @@ def _metric_value(exp: Experiment, name: str, observation: Any) -> str:
         return ""
     strategy = exp.spec.objective.strategy_for(name) if exp.spec.objective else "latest"
     value = getattr(m, strategy, None) or m.latest
+    return number(value)
+
+
+# -- why a trial ended as it did --------------------------------------------------------------
+def state_condition(trial: Trial) -> Condition | None:
+    """The true condition that gives the trial its state (None while Pending)."""
+    state = trial.status.state
+    found = [c for c in trial.status.conditions if c.type == state and c.status == "True"]
+    return found[-1] if found else None
+
+
+def failure_output(message: str | None) -> tuple[str, str]:
+    """A runner's condition message split into what happened and the output it quoted."""
+    head, _, output = (message or "").partition(_OUTPUT)
+    return head.strip(), output
+
+
+def _signal_name(code: int) -> str:
     try:
-        return _fmt(float(value))
-    except (TypeError, ValueError):
-        return str(value)
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
 
 
-def experiment_rows(experiments: Sequence[Experiment]) -> str:
+def trial_reason(trial: Trial, width: int | None = _REASON_WIDTH) -> str:
+    """Why a trial ended other than Succeeded, in one line: ``exit status 3: ValueError: bad``,
+    ``DeadlineExceeded: ...``, the early-stopping rule's message; "" for Succeeded, Running and
+    Pending. A reason other than the state's usual one (a new reason a backend records) is
+    named, so new reasons show without changes here."""
+    state = trial.status.state
+    if state in (TC.SUCCEEDED, TC.RUNNING, "Pending"):
+        return ""
+    cond = state_condition(trial)
+    if cond is None:
+        return ""
+    head, output = failure_output(cond.message)
+    head = head.splitlines()[0] if head else ""
+    head = head.removeprefix(_FAILED_PREFIX).removeprefix(f"trial {trial.name}: ")
+    code = _EXIT.search(head)
+    if code is not None:
+        status = int(code.group(1))
+        head = f"exit status {status}" if status >= 0 else f"killed by {_signal_name(status)}"
+        lines = [line for line in output.splitlines() if line.strip()]
+        if lines and _TRACEBACK in output:
+            head += f": {lines[-1].strip()}"  # the exception, e.g. "ValueError: bad value"
+    reason = cond.reason or ""
+    text = f"{reason}: {head}" if reason and reason != TC.REASONS.get(state) and head else (head or reason)
+    return fit(text, width)
+
+
+def duration(start: str | None, end: str | None = None) -> str:
+    """``1h02m``, ``4m05s``, ``12s`` from RFC 3339 times (to now when ``end`` is None); whole
+    seconds, as precise as the recorded times."""
+    began = parse_rfc3339(start) if start else None
+    if began is None:
+        return ""
+    ended = parse_rfc3339(end) if end else datetime.now(timezone.utc)
+    if ended is None:
+        return ""
+    seconds = max(0.0, (ended - began).total_seconds())
+    if seconds < 60:
+        return f"{int(seconds)}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+# -- tables ---------------------------------------------------------------------------------
+def experiment_rows(experiments: Sequence[Experiment], wide: bool = False) -> str:
     rows = []
     for e in experiments:
         s = e.status
         best = ""
-        if s and s.current_optimal_trial and s.current_optimal_trial.observation and e.spec.objective:
-            v = objective_value(s.current_optimal_trial.observation, e.spec.objective)
-            best = f"{e.spec.objective.objective_metric_name}={_fmt(v)}"
-        rows.append([e.name, e.metadata.namespace, state_of(e),
-                     e.spec.algorithm.algorithm_name if e.spec.algorithm else "",
-                     f"{(s.trials_succeeded or 0) if s else 0}/{(s.trials or 0) if s else 0}", best,
-                     e.metadata.creation_timestamp or (s.start_time if s else "")])
-    return table(["NAME", "NAMESPACE", "STATUS", "ALGORITHM", "SUCCEEDED/TRIALS", "BEST", "CREATED"], rows)
+        opt = s.current_optimal_trial if s else None
+        if opt and opt.observation and e.spec.objective:
+            v = objective_value(opt.observation, e.spec.objective)
+            best = f"{e.spec.objective.objective_metric_name}={number(v)}"
+        row = [e.name, e.metadata.namespace, state_of(e), e.spec.algorithm.algorithm_name if e.spec.algorithm else "",
+               f"{(s.trials_succeeded or 0) if s else 0}/{(s.trials or 0) if s else 0}", best,
+               e.metadata.creation_timestamp or (s.start_time if s else "")]
+        if wide:
+            state = state_of(e)
+            cond = next((c for c in reversed(s.conditions) if c.type == state and c.status == "True"), None) if s else None
+            row += [str((s.trials_running or 0) if s else 0), str((s.trials_failed or 0) if s else 0),
+                    (opt.best_trial_name or "") if opt else "", duration(s.start_time, s.completion_time) if s else "",
+                    (cond.reason or "") if cond else ""]
+        rows.append(row)
+    headers = ["NAME", "NAMESPACE", "STATUS", "ALGORITHM", "SUCCEEDED/TRIALS", "BEST", "CREATED"]
+    if wide:
+        headers += ["RUNNING", "FAILED", "BEST TRIAL", "DURATION", "REASON"]
+    return table(headers, rows)
 
 
-def trial_table(exp: Experiment, trials: Sequence[Trial]) -> str:
+def trial_table(exp: Experiment, trials: Sequence[Trial], wide: bool = False) -> str:
+    """The trials with their parameters and metrics, and why those that did not succeed
+    ended (a REASON column when any did); ``wide`` adds times and the reason uncut."""
     params = [p.name for p in exp.spec.parameters]
     metrics = exp.spec.objective.metric_names if exp.spec.objective else []
+    reasons = [trial_reason(t, None if wide else _REASON_WIDTH) for t in trials]
     rows = []
-    for t in trials:
+    for t, reason in zip(trials, reasons):
         a = t.spec.assignments
-        rows.append([t.name, t.status.state, *[a.get(p, "") for p in params],
-                     *[_metric_value(exp, m, t.status.observation) for m in metrics]])
-    return table(["TRIAL", "STATUS", *params, *metrics], rows)
+        row = [t.name, t.status.state, *[number(a.get(p, "")) for p in params],
+               *[_metric_value(exp, m, t.status.observation) for m in metrics]]
+        if wide:
+            row += [t.status.start_time or "", duration(t.status.start_time, t.status.completion_time)
+                    if t.status.start_time and t.status.state != "Pending" else ""]
+        if wide or any(reasons):
+            row.append(reason)
+        rows.append(row)
+    headers = ["TRIAL", "STATUS", *params, *metrics]
+    if wide:
+        headers += ["STARTED", "DURATION"]
+    if wide or any(reasons):
+        headers.append("REASON")
+    return table(headers, rows)
+
+
+def names(kind: str, objects: Sequence[Experiment | Trial]) -> str:
+    """``-o name``: ``experiment.kubeflow.org/NAME`` lines, as kubectl prints them."""
+    return "\n".join(f"{kind}.kubeflow.org/{o.name}" for o in objects)
 
 
 def dump(obj: Any, fmt: str, out: TextIO | None = None) -> None:
@@ -91,10 +195,14 @@ def dump(obj: Any, fmt: str, out: TextIO | None = None) -> None:
 
 
 class Progress:
-    """One line whenever the counts or the best trial change."""
+    """``katib run``'s live lines: one whenever the counts or the best trial change, cut to
+    the terminal's width (a line that wraps leaves a row behind on every redraw of a
+    status line, and is hard to read in a log viewer sized to the terminal). Written to a
+    file or a pipe, lines are kept whole."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, width: int | None = None) -> None:
         self.out = out or sys.stderr
+        self.width = width
         self._last: tuple[Any, ...] | None = None
 
     def __call__(self, exp: Experiment, trials: Sequence[Trial]) -> None:
@@ -108,13 +216,26 @@ class Progress:
             return
         self._last = key
         clock = datetime.now(timezone.utc).astimezone().strftime("%H:%M:%S")
-        parts = [f"{s.trials_running or 0} running", f"{s.trials_succeeded or 0} succeeded",
-                 f"{s.trials_failed or 0} failed"]
-        if s.trials_early_stopped:
-            parts.append(f"{s.trials_early_stopped} early-stopped")
-        if s.trials_killed:
-            parts.append(f"{s.trials_killed} killed")
-        if s.trial_metrics_unavailable:
-            parts.append(f"{s.trial_metrics_unavailable} metrics-unavailable")
-        self.out.write(f"[{clock}] {exp.name}: {', '.join(parts)} | best: {best}\n")
+        # Cut to the terminal's width, least telling first: the best trial's parameters (`katib
+        # describe` has them), no failures, the rarer counts, the best value, the failures; what
+        # is left is cut.
+        parts: list[Part] = [(f"[{clock}] {exp.name}: {s.trials_running or 0} running", 9),
+                             (f"{s.trials_succeeded or 0} succeeded", 9, ", "),
+                             (f"{s.trials_failed or 0} failed", 8 if s.trials_failed else 4, ", ")]
+        for count, label, keep in ((s.trials_early_stopped, "early-stopped", 3), (s.trials_killed, "killed", 2),
+                                   (s.trial_metrics_unavailable, "metrics-unavailable", 3)):
+            if count:
+                parts.append((f"{count} {label}", keep, ", "))
+        if s.current_optimal_trial:
+            # The value first: it is what a cut line should still show.
+            trial, _, metrics = optimum_text(exp, params=False).partition(": ")
+            parts.append((f"best: {metrics} ({trial})", 6, " | "))
+            assigned = ", ".join(f"{a.name}={number(a.value)}" for a in s.current_optimal_trial.parameter_assignments)
+            if assigned:
+                parts.append((assigned, 1, " | "))
+        else:
+            parts.append(("best: -", 6, " | "))
+        width = self.width if self.width is not None else terminal_width(self.out)
+        # One column spare: a line that fills the last column wraps early on some terminals.
+        self.out.write(fit_parts(parts, None if width is None else max(1, width - 1)) + "\n")
         self.out.flush()

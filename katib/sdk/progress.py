@@ -1,9 +1,10 @@
 """tune()'s progress display: one redrawn line on a terminal, occasional plain lines otherwise.
 
 Called by the runner on every loop iteration, so it only reads the counts the reconcile core
-already computed (``Experiment.status``) and redraws at most ``tty_interval`` apart. A trial
-that fails prints its traceback once, above the bar, so a broken objective is visible at
-once instead of after the run.
+already computed (``Experiment.status``) and redraws at most ``tty_interval`` apart. The line
+fits the terminal's width: a line that wraps cannot be redrawn in place (every redraw would
+leave a row behind). A trial that fails prints its traceback once, above the bar, so a
+broken objective is visible at once instead of after the run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Callable, Sequence, TextIO
 from katib.api.model import Experiment, Trial
 from katib.metrics.strategies import objective_value
 from katib.sdk.result import tail_text, traceback_of
+from katib.terminal import display_width, fit_parts, number, terminal_width
 
 __all__ = ["TuneProgress"]
 
@@ -26,8 +28,9 @@ _FULL_TRACEBACKS = 1  # later failures print their last line only: one broken ob
 class TuneProgress:
     def __init__(self, total: int | None, *, out: TextIO | None = None,
                  log_path: Callable[[str], Path] | None = None, tty: bool | None = None,
-                 tty_interval: float = 0.1, line_interval: float = 10.0) -> None:
+                 tty_interval: float = 0.1, line_interval: float = 10.0, width: int | None = None) -> None:
         self.out = out or sys.stderr
+        self.width = width  # columns; by default the terminal's, asked on every redraw (it may be resized)
         self.total = total
         self.log_path = log_path
         self.tty = self.out.isatty() if tty is None else tty
@@ -60,27 +63,31 @@ class TuneProgress:
         self._draw(exp, time.monotonic(), final=True)
 
     # -- drawing ---------------------------------------------------------------------------
-    def _line(self, exp: Experiment, now: float) -> str:
+    def _line(self, exp: Experiment, now: float, width: int | None = None) -> str:
+        """The status line in ``width`` columns: the bar narrows, then goes; then the
+        elapsed time, the rarer counts, the running count and the failures go, in that
+        order; the trial count and the best value stay longest."""
         s = exp.status
         assert s is not None
         done = sum(n or 0 for n in (s.trials_succeeded, s.trials_failed, s.trials_killed, s.trials_early_stopped,
                                     s.trial_metrics_unavailable))
-        parts = []
-        if self.total:
-            filled = min(_BAR, round(_BAR * done / self.total))
-            parts.append(f"[{'#' * filled}{'.' * (_BAR - filled)}] {done}/{self.total} trials")
-        else:
-            parts.append(f"{done} trials")
-        parts.append(f"{s.trials_running or 0} running")
-        for count, label in ((s.trials_failed, "failed"), (s.trials_early_stopped, "early-stopped"),
-                             (s.trial_metrics_unavailable, "no metric"), (s.trials_killed, "killed")):
+        parts: list[tuple[str, int]] = [(f"{done}/{self.total} trials" if self.total else f"{done} trials", 9),
+                                        (f"{s.trials_running or 0} running", 3)]
+        for count, label, keep in ((s.trials_failed, "failed", 4), (s.trials_early_stopped, "early-stopped", 2),
+                                   (s.trial_metrics_unavailable, "no metric", 2), (s.trials_killed, "killed", 2)):
             if count:
-                parts.append(f"{count} {label}")
+                parts.append((f"{count} {label}", keep))
         best = self._best(exp)
         if best:
-            parts.append(best)
-        parts.append(f"{now - self.started:.1f}s")
-        return " | ".join(parts)
+            parts.append((best, 5))
+        parts.append((f"{now - self.started:.1f}s", 1))
+        total = self.total or 0
+        for bar in (_BAR, _BAR // 2) if total else ():
+            filled = min(bar, round(bar * done / total))
+            line = " | ".join([f"[{'#' * filled}{'.' * (bar - filled)}] {parts[0][0]}", *(t for t, _ in parts[1:])])
+            if width is None or display_width(line) <= width:
+                return line
+        return fit_parts(parts, width)
 
     @staticmethod
     def _best(exp: Experiment) -> str:
@@ -90,17 +97,20 @@ class TuneProgress:
         if opt is None or not opt.best_trial_name or objective is None:
             return ""
         value = objective_value(opt.observation, objective)
-        return f"best {objective.objective_metric_name}={value:.6g}" if value is not None else ""
+        return f"best {objective.objective_metric_name}={number(value)}" if value is not None else ""
 
     def _draw(self, exp: Experiment, now: float, final: bool = False) -> None:
         if exp.status is None:
             return
-        line = self._line(exp, now)
         if self.tty:
+            width = self.width if self.width is not None else terminal_width(self.out, tty=True)
+            # One column spare: writing the last column leaves the cursor waiting to wrap, and
+            # some terminals wrap at once, so the next "\r" would clear the wrong row.
+            line = self._line(exp, now, None if width is None else max(1, width - 1))
             self.out.write("\r\x1b[2K" + line + ("\n" if final else ""))
             self._drawn = not final
         else:
-            self.out.write(f"[{exp.name}] {line}\n")
+            self.out.write(f"[{exp.name}] {self._line(exp, now)}\n")
         self.out.flush()
         self._last_draw = now
 
