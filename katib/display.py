@@ -46,7 +46,12 @@ def state_of(exp: Experiment) -> str:
 def optimum_text(exp: Experiment, params: bool = True) -> str:
     opt = exp.status.current_optimal_trial if exp.status else None
     if opt is None or not opt.best_trial_name:
-        return "no trial has reported the objective yet"
+        metric = exp.spec.objective.objective_metric_name if exp.spec.objective else "the objective"
+        done = any(c.type in ("Succeeded", "Failed") and c.status == "True"
+                   for c in (exp.status.conditions if exp.status else []))
+        # A finished experiment without one will never have a best: "yet" would promise one.
+        return (f"none: no trial reported a finite value of {metric!r}" if done
+                else f"no trial has reported a finite value of {metric!r} yet")
     metrics = ", ".join(f"{m.name}={number(m.latest) if exp.spec.objective is None else _metric_value(exp, m.name, opt.observation)}"
                         for m in (opt.observation.metrics if opt.observation else []))
     if not params:

@@ -50,3 +50,8 @@ def test_an_experiment_without_any_value_says_so_at_the_end(tmp_path: Path,
     assert exp.status is not None and [c.type for c in exp.status.conditions if c.status == "True"][-1] == "Succeeded"
     opt = exp.status.current_optimal_trial
     assert opt is None or not opt.best_trial_name
+    # describe says there will be none, not that one has not come "yet".
+    assert main(["describe", "experiment", "all-nan"]) == 0
+    described = capsys.readouterr().out
+    assert "none: no trial reported a finite value of 'loss'" in described
+    assert "yet" not in described
