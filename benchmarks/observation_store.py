@@ -172,7 +172,8 @@ class Raw:
 
 def new_logs(report: int, batch: int) -> list[MetricLog]:
     base = datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=report)
-    return [MetricLog(METRICS[i % 2], f"{random.random():.6f}", base + timedelta(microseconds=i), i + 1)
+    # Positioned as collected rows are (the report number), so the insert checks for repeats.
+    return [MetricLog(METRICS[i % 2], f"{random.random():.6f}", base + timedelta(microseconds=i), i + 1, i + 1)
             for i in range(batch)]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from katib.api.observation import MetricLog
 from katib.store import Store
 from katib.store.dbmanager import serve
 
@@ -71,3 +72,37 @@ def test_the_db_manager_does_not_store_values_that_are_not_finite(tmp_path: Path
         assert [r.value for r in store.get_observations("t1", "loss")] == ["0.5", "Genotype(x)"]
     finally:
         server.stop(0)
+
+
+def test_a_retried_report_is_stored_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A report whose write succeeded but raised anyway (a lost reply, a dropped connection
+    on commit) is sent again by the caller: the store keeps one row per step."""
+    import katib
+    from katib.sdk import report
+
+    url = f"sqlite:///{tmp_path}/push.db"
+    Store(url).close()
+    monkeypatch.setenv("KATIB_TRIAL_NAME", "push-1")
+    monkeypatch.setenv("KATIB_DB_URL", url)
+    monkeypatch.setattr(report, "_counts", {})
+    store = report._store(url)
+    write = store.report_observations
+    fail = [True]
+
+    def flaky(trial: str, logs: list[MetricLog]) -> int:  # stores the rows, then may fail
+        written = write(trial, logs)
+        if fail and fail.pop():
+            raise ConnectionError("connection reset after commit")
+        return written
+
+    monkeypatch.setattr(store, "report_observations", flaky)
+    with pytest.raises(ConnectionError):
+        katib.report_metrics({"loss": 0.5}, step=10)
+    katib.report_metrics({"loss": 0.5}, step=10)  # the caller's retry
+    fail.append(True)
+    with pytest.raises(ConnectionError):
+        katib.report_metrics({"loss": 0.4})  # no step: the first report's count, 1
+    katib.report_metrics({"loss": 0.4})  # the retry keeps step 1
+    katib.report_metrics({"loss": 0.3})
+    rows = Store(url).get_observations("push-1", "loss")
+    assert [(r.step, r.value) for r in rows] == [(10, "0.5"), (1, "0.4"), (2, "0.3")]

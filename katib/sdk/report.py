@@ -66,10 +66,18 @@ def report_metrics(metrics: Mapping[str, Any], step: int | None = None, *,
                              "nan and inf are not recorded")
         numbers.append((str(name), number))
     logs = []
-    for name, number in numbers:  # counted only once every value passed
-        if step is None:
-            _counts[name] = _counts.get(name, 0) + 1
-        logs.append(MetricLog(name, repr(number), now, step if step is not None else _counts[name]))
+    for name, number in numbers:  # made only once every value passed
+        # The step is the row's position: a report of a step stored already (a retry after
+        # an error that hid a success) is dropped by the store, not stored twice.
+        at = step if step is not None else _counts.get(name, 0) + 1
+        logs.append(MetricLog(name, repr(number), now, at, at))
+    _send(trial, logs, db_manager_address, timeout)
+    if step is None:  # counted once sent: a call that raised and is retried keeps its step
+        for row in logs:
+            _counts[row.metric_name] = row.step or 0
+
+
+def _send(trial: str, logs: list[MetricLog], db_manager_address: str | None, timeout: float) -> None:
     if os.environ.get("KATIB_METRICS_SINK") == "stdout":
         # A tune() trial with the StdOut collector: print what the collector reads live
         # (it takes ``step`` on the same line as the step), so pushed and printed metrics

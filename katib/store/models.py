@@ -2,9 +2,13 @@
 
 ``observation_logs`` keeps upstream's name and columns (trial_name, id, time, metric_name,
 value), so upstream's db-manager can read the table, and adds what upstream lacks: a
-nullable ``step`` and the (trial_name, metric_name, time) index that turns every
-GetObservationLog from a full table scan into an index range scan (reference §13 item 18).
-Trial names in it are not namespaced, as upstream's.
+nullable ``step``, the (trial_name, metric_name, time) index that turns every
+GetObservationLog from a full table scan into an index range scan (reference §13 item 18),
+and a nullable ``position`` with a unique (trial_name, metric_name, position) index: which
+report of the metric a row is (``MetricLog.position``), so that a collector that reads a
+log again after a crash, or a push that is retried, stores nothing twice. Rows without a
+position (upstream's) are never repeats: NULLs are distinct in a unique index on every
+backend. Trial names in it are not namespaced, as upstream's.
 
 Times are naive UTC with microsecond precision on every backend (MySQL needs DATETIME(6)).
 On MySQL every table uses the binary collation: names are case-sensitive, as in Kubernetes.
@@ -98,6 +102,8 @@ class ObservationRow(Base):
     __tablename__ = "observation_logs"
     __table_args__ = (
         Index("ix_observation_logs_trial_metric_time", "trial_name", "metric_name", "time"),
+        Index("ux_observation_logs_trial_metric_position", "trial_name", "metric_name", "position",
+              unique=True),
         MYSQL_TABLE,
     )
 
@@ -107,3 +113,4 @@ class ObservationRow(Base):
     metric_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     value: Mapped[str] = mapped_column(Text)
     step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

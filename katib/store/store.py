@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, text, update
+from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
@@ -356,10 +357,14 @@ class Store:
     # -- observations ----------------------------------------------------------------------
 
     def report_observations(self, trial_name: str, logs: Sequence[MetricLog]) -> int:
-        """Append rows for ``trial_name`` in one batched insert; returns how many."""
+        """Append rows for ``trial_name`` in one batched insert; returns how many were given.
+        A row whose (trial, metric, position) is stored already is a repeat (a log read
+        again after a crash, a retried push) and is skipped; rows without a position are
+        always appended."""
         if not trial_name:
             raise ValueError("trial_name: observations need the trial's name")
-        rows = [(trial_name, _utc(m.timestamp), m.metric_name, m.value, m.step) for m in logs]
+        rows = [(trial_name, _utc(m.timestamp), m.metric_name, m.value, m.step, m.position)
+                for m in logs]
         if not rows:  # upstream builds invalid SQL here; we do nothing
             return 0
         with self._write() as conn:
@@ -371,8 +376,8 @@ class Store:
                          ) -> list[MetricLog]:
         """Rows of ``trial_name`` (one metric, or all when ``metric_name`` is None or empty)
         with ``start <= time <= end``, ordered by time then insertion."""
-        query = select(_OBS.c.metric_name, _OBS.c.value, _OBS.c.time, _OBS.c.step).where(
-            _OBS.c.trial_name == trial_name)
+        query = select(_OBS.c.metric_name, _OBS.c.value, _OBS.c.time, _OBS.c.step,
+                       _OBS.c.position).where(_OBS.c.trial_name == trial_name)
         if metric_name:
             query = query.where(_OBS.c.metric_name == metric_name)
         if start is not None:
@@ -382,7 +387,8 @@ class Store:
         query = query.order_by(_OBS.c.time, _OBS.c.id)
         with self._read() as conn:
             return [
-                MetricLog(r.metric_name, r.value, _aware(r.time) if r.time else _ZERO, r.step)
+                MetricLog(r.metric_name, r.value, _aware(r.time) if r.time else _ZERO, r.step,
+                          r.position)
                 for r in conn.execute(query).all()
             ]
 
@@ -392,7 +398,7 @@ class Store:
             return conn.execute(delete(_OBS).where(_OBS.c.trial_name == trial_name)).rowcount
 
 
-_OBS_COLUMNS = ("trial_name", "time", "metric_name", "value", "step")
+_OBS_COLUMNS = ("trial_name", "time", "metric_name", "value", "step", "position")
 
 
 def _sqlite_time(ts: datetime) -> str:
@@ -402,22 +408,36 @@ def _sqlite_time(ts: datetime) -> str:
 
 
 def _insert_observations(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """One batched insert. Metrics are the hot write path (every trial reports all the
-    time), and SQLAlchemy's per-row parameter processing costs more than SQLite's insert
-    itself, so SQLite and PyMySQL get the driver's executemany directly: sqlite3 prepares
-    the statement once, PyMySQL rewrites it into multi-row INSERTs. Others (psycopg2) go
-    through SQLAlchemy's insertmanyvalues, which sends multi-row VALUES pages."""
+    """One batched insert that skips repeats (rows whose (trial, metric, position) is
+    stored already, see ``ObservationRow``). Metrics are the hot write path (every trial
+    reports all the time), and SQLAlchemy's per-row parameter processing costs more than
+    SQLite's insert itself, so SQLite and PyMySQL get the driver's executemany directly:
+    sqlite3 prepares the statement once, PyMySQL rewrites it into multi-row INSERTs. Others
+    (psycopg2) go through SQLAlchemy's insertmanyvalues, which sends multi-row VALUES pages.
+
+    Repeats are skipped by the unique index, not looked up first: one statement, no race
+    between two writers. ``ON CONFLICT DO NOTHING`` (SQLite, PostgreSQL) and MySQL's no-op
+    ``ON DUPLICATE KEY UPDATE`` skip only the conflicting rows; ``INSERT OR IGNORE`` and
+    ``INSERT IGNORE`` are not used because they would also swallow other errors."""
     dialect, driver = conn.dialect.name, conn.dialect.driver
     columns = ", ".join(_OBS_COLUMNS)
     if dialect == "sqlite":
         conn.exec_driver_sql(
-            f"INSERT INTO observation_logs ({columns}) VALUES (?, ?, ?, ?, ?)",
+            f"INSERT INTO observation_logs ({columns}) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             [(r[0], _sqlite_time(r[1]), *r[2:]) for r in rows])
     elif dialect in ("mysql", "mariadb") and driver == "pymysql":
         conn.exec_driver_sql(
-            f"INSERT INTO observation_logs ({columns}) VALUES (%s, %s, %s, %s, %s)", rows)
+            f"INSERT INTO observation_logs ({columns}) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON DUPLICATE KEY UPDATE id = id", rows)
     else:
-        conn.execute(insert(_OBS), [dict(zip(_OBS_COLUMNS, r)) for r in rows])
+        params = [dict(zip(_OBS_COLUMNS, r)) for r in rows]
+        if dialect == "postgresql":
+            conn.execute(postgresql.insert(_OBS).on_conflict_do_nothing(), params)
+        elif dialect in ("mysql", "mariadb"):
+            conn.execute(mysql.insert(_OBS).on_duplicate_key_update(id=_OBS.c.id), params)
+        else:
+            conn.execute(insert(_OBS), params)
 
 
 # Upstream's "no time" (rows its db-manager wrote with a NULL time).

@@ -145,3 +145,79 @@ def test_file_tailer_follow_yields_until_stopped(tmp_path: Path) -> None:
     stop.set()
     thread.join(5)
     assert seen == ["0", "1", "2", "3", "4", "9"]
+
+
+def test_file_tailer_reads_a_same_size_rewrite_in_place(tmp_path: Path) -> None:
+    """A trial that rewrites its metrics file with its latest value: every version counts,
+    so the minimum over the trial is the real one."""
+    path = tmp_path / "metrics.log"
+    path.write_text("accuracy=0.7\n")
+    tailer = FileTailer(path, LineCollector(["accuracy"]))
+    assert [(r.value, r.step) for r in tailer.poll()] == [("0.7", 1)]
+    path.write_text("accuracy=0.1\n")  # truncate and write: same inode, same size
+    assert [(r.value, r.step) for r in tailer.poll()] == [("0.1", 2)]
+    with open(path, "r+") as f:  # seek(0) and write over it, no truncation
+        f.write("accuracy=0.4\n")
+    assert [(r.value, r.step) for r in tailer.poll()] == [("0.4", 3)]
+    assert tailer.poll() == []  # nothing changed: nothing new
+    tailer.close()
+
+
+def test_file_tailer_reads_a_longer_rewrite_from_its_beginning(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.log"
+    path.write_text("loss=0.5\nloss=0.4\n")
+    tailer = FileTailer(path, LineCollector(["loss"]))
+    assert len(tailer.poll()) == 2
+    with open(path, "r+") as f:
+        f.write("loss=0.3\nloss=0.2\nloss=0.1\n")
+    assert [r.value for r in tailer.poll()] == ["0.3", "0.2", "0.1"]
+    tailer.close()
+
+
+def test_file_tailer_notices_a_rewrite_of_the_last_line_of_a_long_file(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.log"
+    path.write_text("loss=0.500\n" * 500)  # longer than the compared head
+    tailer = FileTailer(path, LineCollector(["loss"]))
+    assert len(tailer.poll()) == 500
+    with open(path, "r+") as f:
+        f.seek(499 * 11)
+        f.write("loss=0.100\n")
+    rows = tailer.poll()
+    assert len(rows) == 500 and min(float(r.value) for r in rows) == 0.1
+    tailer.close()
+
+
+def test_file_tailer_takes_a_rewrite_that_keeps_what_was_read_as_an_append(tmp_path: Path) -> None:
+    """Trials that write their whole history again each epoch report each value once."""
+    path = tmp_path / "metrics.log"
+    path.write_text("loss=1\n")
+    tailer = FileTailer(path, LineCollector(["loss"]))
+    assert [r.value for r in tailer.poll()] == ["1"]
+    path.write_text("loss=1\nloss=2\n")
+    assert [r.value for r in tailer.poll()] == ["2"]
+    path.write_text("loss=1\nloss=2\nloss=3\n")
+    assert [r.value for r in tailer.poll()] == ["3"]
+    tailer.close()
+
+
+def test_file_tailer_resumes_from_a_checkpoint_unless_the_file_was_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.log"
+    path.write_text("loss=1\nloss=2\nlo")
+    first = FileTailer(path, LineCollector(["loss"]))
+    assert len(first.poll()) == 2
+    check = first.checkpoint()
+    assert check["offset"] == 14  # the partial line is not committed
+    first.close()
+
+    with open(path, "a") as f:
+        f.write("ss=3\n")
+    again = FileTailer(path, LineCollector(["loss"]))
+    assert again.skip_to(check["offset"], check)
+    assert [(r.value, r.step) for r in again.poll()] == [("3", 3)]  # the count continues
+    again.close()
+
+    path.write_text("loss=7\nloss=8\nloss=9\n")  # rewritten while no reader was there
+    later = FileTailer(path, LineCollector(["loss"]))
+    assert not later.skip_to(check["offset"], check)
+    assert [r.value for r in later.poll()] == ["7", "8", "9"]
+    later.close()

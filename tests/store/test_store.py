@@ -235,6 +235,41 @@ def test_report_nothing_and_delete(store: Store) -> None:
         store.report_observations("", rows([("loss", "1", 0)]))
 
 
+def test_a_repeated_position_is_stored_once(store: Store) -> None:
+    """A log read again after a crash, or a retried push, stores nothing twice: the first
+    copy of each (trial, metric, position) stays, even inside one batch."""
+    first = [MetricLog("loss", f"0.{9 - i}", T0 + timedelta(seconds=i), i, i) for i in range(1, 4)]
+    store.report_observations("t1", first)
+    again = [MetricLog("loss", "0.0", T0 + timedelta(seconds=9), 3, 3),  # a repeat, another value
+             MetricLog("loss", "0.5", T0 + timedelta(seconds=4), 4, 4),
+             MetricLog("loss", "0.5", T0 + timedelta(seconds=4), 4, 4),
+             MetricLog("acc", "0.1", T0, 3, 3)]  # another metric: not a repeat
+    store.report_observations("t1", first + again)
+    store.report_observations("t2", first)  # another trial: not a repeat
+    got = store.get_observations("t1", "loss")
+    assert [(o.value, o.step, o.position) for o in got] == [
+        ("0.8", 1, 1), ("0.7", 2, 2), ("0.6", 3, 3), ("0.5", 4, 4)]
+    assert [o.value for o in store.get_observations("t1", "acc")] == ["0.1"]
+    assert len(store.get_observations("t2")) == 3
+
+
+def test_rows_without_a_position_are_all_kept(store: Store) -> None:
+    """Upstream's clients (gRPC ReportObservationLog) send no position: every row counts."""
+    logs = [MetricLog("loss", "0.5", T0), MetricLog("loss", "0.5", T0)]
+    store.report_observations("t1", logs)
+    store.report_observations("t1", logs)
+    assert [o.position for o in store.get_observations("t1")] == [None] * 4
+
+
+def test_repeats_inside_an_open_transaction_are_skipped(store: Store) -> None:
+    with store.transaction():
+        store.report_observations("t1", [MetricLog("loss", "1", T0, 1, 1)])
+        store.report_observations("t1", [MetricLog("loss", "1", T0, 1, 1), MetricLog("loss", "2", T0, 2, 2)])
+        # PostgreSQL refuses the rest of a transaction after an error: there was none.
+        store.report_observations("t1", [MetricLog("loss", "3", T0, 3, 3)])
+    assert [o.value for o in store.get_observations("t1")] == ["1", "2", "3"]
+
+
 def test_large_batch_in_one_call(store: Store) -> None:
     logs = [MetricLog("loss", str(i), T0 + timedelta(microseconds=i), i) for i in range(5000)]
     store.report_observations("t1", logs)

@@ -19,9 +19,14 @@
 - PrometheusMetric and Custom need a cluster-side collector and are rejected before
   anything runs.
 
-A collector remembers how far it read in ``collected`` beside the log (a byte offset, or
-records per event file), so a runner that was killed and started again continues where
-the last one stopped.
+A collector remembers how far it read in ``collected`` beside the log (a byte offset with
+digests of the bytes before it and the metrics' report counts, or records per event file),
+so a runner that was killed and started again continues where the last one stopped. The
+runner stores a batch of rows first and records how far it read after that, so a runner
+killed in between reads those rows again: every row carries its position (the metric's
+report number in the output, or the event's step), and the store keeps one row per
+position, so the repeats are dropped and every report is stored exactly once. ``collected``
+is replaced atomically: it always describes one consistent point of the reading.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from katib.api.defaults import DEFAULT_TFEVENT_DIR
 from katib.api.model import CollectorKind, Experiment, Trial
@@ -96,13 +102,21 @@ class TrialCollector:
         self._mirror = mirror  # set: paths are rewritten into this mirror of the file system
         self._collected = rewrite_from  # the directory (or file's directory) the trial writes to
         self.env = env or {}
+        # Values of each metric read from the output so far: the next one's position.
+        self._reported: dict[str, int] = {}
+        # (metric, position) of the rows an earlier runner stored: not returned again.
+        self._stored: set[tuple[str, int]] = set()
 
     @property
     def pushes(self) -> bool:
         return self.kind == CollectorKind.PUSH
 
     @classmethod
-    def for_trial(cls, exp: Experiment, trial: Trial, directory: Path, *, resume: bool = False) -> TrialCollector:
+    def for_trial(cls, exp: Experiment, trial: Trial, directory: Path, *, resume: bool = False,
+                  stored: Iterable[MetricLog] = ()) -> TrialCollector:
+        """The trial's collector; with ``resume``, one that continues after what an earlier
+        runner recorded as read, and skips the rows in ``stored`` (the trial's rows in the
+        store) that it reads again."""
         spec = exp.spec.metrics_collector_spec
         kind = spec.kind if spec else CollectorKind.STDOUT
         objective = exp.spec.objective
@@ -133,6 +147,7 @@ class TrialCollector:
             self = cls(kind, tailer, directory, remote_dir, str(local_dir),
                        env={"KATIB_METRICS_FILE": str(local_path)})
         if resume:
+            self._stored = {(r.metric_name, r.position) for r in stored if r.position is not None}
             self._skip_collected()
         return self
 
@@ -171,16 +186,30 @@ class TrialCollector:
     def poll(self) -> list[MetricLog]:
         """New rows since the last poll. Call ``commit`` once they are stored."""
         if self.events is not None:
-            return self.events.poll()
-        return self.tailer.poll() if self.tailer is not None else []
+            return self._positioned(self.events.poll())
+        return self._positioned(self.tailer.poll()) if self.tailer is not None else []
 
     def finish(self) -> list[MetricLog]:
         """The last rows, including a final line without a newline."""
         if self.events is not None:
-            return self.events.poll()
+            return self._positioned(self.events.poll())
         if self.tailer is None:
             return []
-        return self.tailer.poll() + self.tailer.close()
+        return self._positioned(self.tailer.poll() + self.tailer.close())
+
+    def _positioned(self, rows: list[MetricLog]) -> list[MetricLog]:
+        """The rows with their positions, less those an earlier runner stored."""
+        out = []
+        for row in rows:
+            if self.events is not None:
+                position = row.step
+            else:
+                position = self._reported.get(row.metric_name, 0) + 1
+                self._reported[row.metric_name] = position
+            if position is not None and (row.metric_name, position) in self._stored:
+                continue
+            out.append(dataclasses.replace(row, position=position))
+        return out
 
     @property
     def refused(self) -> dict[str, list[str]]:
@@ -191,13 +220,21 @@ class TrialCollector:
 
     def commit(self) -> None:
         """Record that everything returned so far is in the store. A runner killed before
-        this reads those lines again; one killed after it does not."""
+        this reads those lines again (and the store drops them as repeats); one killed after
+        it does not."""
+        state: Any
         if self.events is not None:
-            tmp = self._offset_file().with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.events.progress, sort_keys=True))
-            os.replace(tmp, self._offset_file())  # a runner killed mid-write leaves the old one
+            state = self.events.progress
         elif self.tailer is not None:
-            self._offset_file().write_text(str(self.tailer.committed_offset))
+            state = {**self.tailer.checkpoint(), "reported": self._reported}
+        else:
+            return
+        # Replaced atomically: a runner killed mid-write leaves the previous, whole record.
+        # Not fsynced: an older record after a power loss only means rows read again, which
+        # the store drops as repeats, since offset and report counts stay consistent.
+        tmp = self._offset_file().with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, sort_keys=True))
+        os.replace(tmp, self._offset_file())
 
     def _offset_file(self) -> Path:
         return self.directory / "collected"
@@ -207,23 +244,28 @@ class TrialCollector:
         collector without returning rows, so report counts (steps) continue correctly."""
         try:
             text = self._offset_file().read_text().strip()
-        except OSError:
+            state = json.loads(text or "{}")
+        except (OSError, ValueError):
             return
         if self.events is not None:
-            try:
-                progress = json.loads(text or "{}")
-            except ValueError:
-                return
-            if isinstance(progress, dict):
-                self.events.skip({str(k): int(v) for k, v in progress.items() if isinstance(v, int)})
+            if isinstance(state, dict):
+                self.events.skip({str(k): int(v) for k, v in state.items() if isinstance(v, int)})
             return
         if self.tailer is None:
             return
-        try:
-            offset = int(text or 0)
-        except ValueError:
+        if isinstance(state, int):  # written by an earlier version: the offset alone
+            self.tailer.skip_to(state)
+            self._reported = self.tailer.collector.counts
             return
-        self.tailer.skip_to(offset)
+        if not isinstance(state, dict) or not isinstance(state.get("offset"), int):
+            return
+        reported = state.get("reported")
+        if not isinstance(reported, dict):
+            return
+        # A file rewritten since is read from its beginning; its values are new reports,
+        # numbered after the ones stored (so none of them is taken for a repeat).
+        self.tailer.skip_to(state["offset"], state)
+        self._reported = {str(k): v for k, v in reported.items() if isinstance(v, int)}
 
 
 # A path named on its own: not the tail of a longer path (``/data/logs`` does not name ``/logs``).

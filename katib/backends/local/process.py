@@ -1,13 +1,23 @@
 """A trial as a local process group, with its record on disk.
 
 Each trial has a directory holding ``stdout.log`` (the command's output), ``pid`` (the
-wrapper's pid and start time) and, once it ended, ``exitcode``. Starting is idempotent: a
-trial whose recorded process is still alive is adopted instead of started again, so a
+wrapper's pid and start time), ``lock`` and, once it ended, ``exitcode``. Starting is
+idempotent: a trial whose process is still alive is adopted instead of started again, so a
 runner restarted after ``kill -9`` neither loses nor duplicates it.
+
+Whether it is alive is told by ``lock``, not by ``pid``: the runner takes an exclusive
+``flock`` on it before it starts the wrapper and hands the locked descriptor to the wrapper,
+which holds it for its whole life (the command does not inherit it). A runner killed after
+starting the wrapper but before writing ``pid`` would otherwise start the trial a second
+time; with the lock, a runner that resumes finds it held and adopts the trial (the wrapper
+writes its pid into ``lock`` and ``pid`` itself). The kernel drops the lock when the wrapper
+exits in any way, so a free lock and no ``exitcode`` mean that nothing runs.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import signal
@@ -22,6 +32,8 @@ __all__ = ["ProcessSpec", "TrialProcess", "WRAPPER"]
 log = logging.getLogger(__name__)
 
 WRAPPER = str(Path(__file__).with_name("trialwrap.py"))
+# How long a resuming runner waits for a live wrapper to write its pid (it does so first).
+_PID_WAIT = 30.0
 
 
 @dataclass
@@ -52,6 +64,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _lock_holder(path: Path) -> bool | None:
+    """Whether a trial's wrapper holds its lock file; None when there is no lock file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return True
+        raise
+    finally:
+        os.close(fd)  # drops the lock if this probe took it
+    return False
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 class TrialProcess:
     """One trial's process group. ``directory`` is the trial's record on disk."""
 
@@ -71,36 +106,85 @@ class TrialProcess:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, spec: ProcessSpec) -> None:
-        """Start the command (or adopt it if its recorded process is still running)."""
+        """Start the command (or adopt it if its process is still running)."""
         if self.adopt():
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        for name in ("exitcode", "exitcode.tmp"):
-            (self.directory / name).unlink(missing_ok=True)
-        self._popen = subprocess.Popen(
-            [sys.executable, "-I", "-S", WRAPPER, str(self.directory), "--", *spec.command],
-            cwd=spec.cwd, env=spec.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+        # O_CLOEXEC: of the processes this runner starts, only the wrapper gets it (pass_fds).
+        lock = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a wrapper started since adopt() looked: take it over
+                os.close(lock)
+                lock = -1
+                if self.adopt():
+                    return
+                raise RuntimeError(f"{self.directory}: the trial's lock is held by a process that "
+                                   "recorded no pid; stop it, then run again") from None
+            os.ftruncate(lock, 0)  # the previous attempt's pid
+            for name in ("exitcode", "exitcode.tmp"):
+                (self.directory / name).unlink(missing_ok=True)
+            self._popen = subprocess.Popen(
+                [sys.executable, "-I", "-S", WRAPPER, str(self.directory), f"--lock-fd={lock}", "--",
+                 *spec.command],
+                cwd=spec.cwd, env=spec.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True, pass_fds=(lock,),
+            )
+        finally:
+            if lock >= 0:
+                os.close(lock)  # the wrapper's copy holds the lock now
         self._pid = self._popen.pid
         ticks = _start_ticks(self._pid) or ""
-        (self.directory / "pid").write_text(f"{self._pid} {ticks}\n")
+        _write_atomically(self.directory / "pid", f"{self._pid} {ticks}\n")
 
     def adopt(self) -> bool:
-        """Take over a process recorded in the directory if it is still the same process."""
-        record = self.directory / "pid"
-        if self._pid is not None or not record.exists():
-            return self._pid is not None
-        try:
-            pid_text, _, ticks = record.read_text().strip().partition(" ")
-            pid = int(pid_text)
-        except ValueError:
+        """Take over the trial's process if it is still running."""
+        if self._pid is not None:
+            return True
+        held = _lock_holder(self.directory / "lock")
+        if held is True:
+            found = self._wait_for_pid()
+            if found is None:  # it exited meanwhile
+                return False
+            pid = found
+        elif held is False:  # its wrapper has exited (or never started)
             return False
-        if not _alive(pid) or (ticks and _start_ticks(pid) != ticks):
-            return False
+        else:  # no lock: started by an earlier version, which recorded only the pid
+            record = self.directory / "pid"
+            if not record.exists():
+                return False
+            try:
+                pid_text, _, ticks = record.read_text().strip().partition(" ")
+                pid = int(pid_text)
+            except ValueError:
+                return False
+            if not _alive(pid) or (ticks and _start_ticks(pid) != ticks):
+                return False
         self._pid = pid
         log.info("adopted running trial process %d in %s", pid, self.directory)
         return True
+
+    def _wait_for_pid(self) -> int | None:
+        """The pid of the wrapper that holds the lock, or None once the lock is free. It
+        writes it before it starts the command, but a runner may look in the few
+        milliseconds before that."""
+        deadline = time.monotonic() + _PID_WAIT
+        while True:
+            for name in ("lock", "pid"):
+                try:
+                    pid_text, _, ticks = (self.directory / name).read_text().strip().partition(" ")
+                    pid = int(pid_text)
+                except (OSError, ValueError):
+                    continue
+                if _alive(pid) and (not ticks or _start_ticks(pid) == ticks):
+                    return pid
+            if _lock_holder(self.directory / "lock") is not True:
+                return None
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"{self.directory}: the trial's lock is held by a process that "
+                                   "recorded no pid; stop it, then run again")
+            time.sleep(0.01)
 
     def recorded(self) -> bool:
         """Whether this trial was started before (by this or an earlier runner)."""

@@ -211,8 +211,8 @@ class LocalRunner:
                 if proc.adopt() or proc.exit_code() is not None:
                     # Running on, or ended while nobody watched: collect from where we were.
                     self.logs[trial.name] = self.store.get_observations(trial.name)
-                    self.collectors[trial.name] = TrialCollector.for_trial(self.experiment, trial, proc.directory,
-                                                                          resume=True)
+                    self.collectors[trial.name] = TrialCollector.for_trial(
+                        self.experiment, trial, proc.directory, resume=True, stored=self.logs[trial.name])
                 elif not proc.recorded():
                     self._start(trial)
                 else:
