@@ -86,3 +86,15 @@ def echoes_environment(p: dict[str, Any]) -> float:
 def sleeps_long(p: dict[str, Any]) -> float:
     time.sleep(60)
     return p["x"]
+
+
+def sleeps_long_unless_released(p: dict[str, Any]) -> float:
+    """Sleeps like ``sleeps_long`` until the environment says otherwise, so the same function
+    can be interrupted first and then resumed quickly."""
+    if os.environ.get("KATIB_TEST_RELEASED") != "1":
+        time.sleep(60)
+    return p["x"]
+
+
+def returns_float_too(p: dict[str, Any]) -> float:
+    return loss_of(p["x"]) + 1
