@@ -90,6 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         exp, config_maps = _load(args.file, args.config_map or [])
         if args.name:
             exp.metadata.name = args.name
+        if args.max_trial_count is not None:
+            exp.spec.max_trial_count = args.max_trial_count
         local.prepare(exp, config_maps=config_maps, remote_algorithms=remote)
     except ValidationError as exc:
         _print_errors(exc, args.file)
@@ -108,12 +110,15 @@ def _run_opened(args: argparse.Namespace, store: Any, exp: Any, resumed: bool, c
                 remote: dict[str, str]) -> int:
     from katib import display
     from katib.backends import local
+    from katib.backends.local.runner import SuggestionServiceUnavailable
 
     algorithm = exp.spec.algorithm.algorithm_name if exp.spec.algorithm else ""
     if algorithm in remote:
         from katib.rpc.suggestion_client import RemoteSuggester
 
-        suggester: Any = RemoteSuggester(remote[algorithm])
+        # One attempt per ask: the runner itself waits out an outage (--suggestion-timeout)
+        # without holding up the trials it runs.
+        suggester: Any = RemoteSuggester(remote[algorithm], retries=0)
     else:
         from suggestion.inprocess import InProcessSuggester
 
@@ -140,10 +145,19 @@ def _run_opened(args: argparse.Namespace, store: Any, exp: Any, resumed: bool, c
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     previous_term = signal.signal(signal.SIGTERM, on_sigint)
+    options = local.RunOptions(base_dir=local.katib_home(), workdir=os.getcwd(), config_maps=config_maps,
+                               suggestion_timeout=args.suggestion_timeout)
     try:
-        exp = local.run(store, exp, suggester, workdir=os.getcwd(), config_maps=config_maps,
-                        early_stopper=early_stopper, on_progress=progress,
-                        runner_hook=lambda r: holder.__setitem__("runner", r))
+        exp = local.run(store, exp, suggester, early_stopper=early_stopper, on_progress=progress,
+                        runner_hook=lambda r: holder.__setitem__("runner", r), options=options)
+    except SuggestionServiceUnavailable as exc:
+        exp = store.get_experiment(exp.name, exp.metadata.namespace)
+        print(display.trial_table(exp, store.list_trials(exp.name, exp.metadata.namespace)))
+        sys.stderr.write(f"\nkatib: {exc}.\nAny running trials were stopped and run again on resume. "
+                         f"Once the suggestion service{' at ' + exc.address if exc.address else ''} is back, run "
+                         f"`katib run {args.file}` again to resume experiment {exp.name!r} "
+                         f"(--suggestion-timeout SECONDS waits longer).\n")
+        return EXIT_FAILED
     finally:
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, previous_term)
@@ -343,6 +357,25 @@ def _delegate(module: str, argv: list[str]) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------------
+_DEFAULT_SUGGESTION_TIMEOUT = "300"
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds (0 or more), got {text!r}")
+    return value
+
+
+def _whole(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="katib", description="Hyperparameter search with Katib's contract.")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
@@ -364,6 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--name", help="experiment name (default: metadata.name)")
     r.add_argument("--suggestion-address", action="append", metavar="ALGORITHM=HOST:PORT",
                    help="use a remote Katib-compatible suggestion service for ALGORITHM")
+    r.add_argument("--suggestion-timeout", type=_seconds, metavar="SECONDS",
+                   default=os.environ.get("KATIB_SUGGESTION_TIMEOUT", _DEFAULT_SUGGESTION_TIMEOUT),
+                   help="how long to wait for a suggestion service that cannot be reached, asking again with "
+                        "backoff while running trials go on, before stopping them (resumable) "
+                        "(default: $KATIB_SUGGESTION_TIMEOUT or %(default)s)")
+    r.add_argument("--max-trial-count", type=_whole, metavar="N",
+                   help="override spec.maxTrialCount; raising it resumes an experiment that ended by reaching it")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     r.add_argument("--config-map", action="append", metavar="FILE",
                    help="a manifest file with ConfigMaps that hold trial templates (repeatable)")

@@ -40,6 +40,9 @@ def state_of(exp: Experiment) -> str:
     """The last true condition's type, as upstream's printer column shows it."""
     conds = exp.status.conditions if exp.status else []
     true = [c for c in conds if c.status == "True"]
+    if any(c.type == "Running" and c.status == "False" and c.reason == "ExperimentInterrupted" for c in conds) \
+            and not any(c.type in ("Succeeded", "Failed") for c in true):
+        return "Interrupted"  # its runner stopped before the end; running it again resumes it
     return true[-1].type if true else "Created"
 
 

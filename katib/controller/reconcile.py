@@ -29,12 +29,15 @@ from katib.api.model import (
     Trial,
     TrialCondition as TC,
 )
-from katib.controller.conditions import is_true, set_condition
+from katib.controller.conditions import get_condition, is_true, set_condition
 from katib.metrics.strategies import best_trial
 
-__all__ = ["Actions", "reconcile", "compute_status", "is_completed"]
+__all__ = ["Actions", "reconcile", "compute_status", "is_completed", "mark_interrupted", "REASON_INTERRUPTED"]
 
 PENDING = "Pending"
+# The reason on ``Running=False`` of an experiment whose runner stopped before it completed
+# (Ctrl-C, the suggestion service gone too long): not running, not completed, resumable.
+REASON_INTERRUPTED = "ExperimentInterrupted"
 
 
 @dataclass
@@ -107,13 +110,24 @@ def _goal_reached(exp: Experiment, trials: Sequence[Trial]) -> bool:
     return found is not None and found.goal_reached
 
 
+def mark_interrupted(status: ExperimentStatus, message: str, now: str) -> ExperimentStatus:
+    """``Running=False`` with reason ``ExperimentInterrupted``: the experiment's runner stopped
+    before it completed; running it again resumes it (the next ``reconcile`` marks it Running)."""
+    if not is_completed(status):
+        set_condition(status.conditions, EC.RUNNING, "False", REASON_INTERRUPTED, message, now)
+    return status
+
+
 def reconcile(exp: Experiment, trials: Sequence[Trial], now: str, *,
-              suggestion_exhausted: bool = False, suggestion_failed: str | None = None) -> Actions:
+              suggestion_exhausted: bool = False, suggestion_failed: str | None = None,
+              suggestion_unavailable: str | None = None) -> Actions:
     """Decide the experiment's new status and what to do next.
 
     ``suggestion_exhausted``: the suggestion service said it has nothing more to suggest.
     ``suggestion_failed``: a non-retryable suggestion error (e.g. invalid settings); the
     experiment fails with that message.
+    ``suggestion_unavailable``: the suggestion service cannot be reached and the caller is
+    retrying; the experiment stays Running and its Running condition says so.
     """
     status = compute_status(exp, trials)
     status.last_reconcile_time = now
@@ -170,7 +184,13 @@ def reconcile(exp: Experiment, trials: Sequence[Trial], now: str, *,
         actions.stop = list(running)  # upstream leaves them running (#2061); we stop them
         return actions
 
-    set_condition(conds, EC.RUNNING, "True", EC.REASON_RUNNING, "Experiment is running", now)
+    running_message = "Experiment is running"
+    if suggestion_unavailable:
+        running_message += f"; {suggestion_unavailable}"
+    set_condition(conds, EC.RUNNING, "True", EC.REASON_RUNNING, running_message, now)
+    current = get_condition(conds, EC.RUNNING)
+    if current is not None and current.message != running_message:  # the outage starts or ends
+        current.message, current.last_update_time = running_message, now
     if is_true(conds, EC.RESTARTING):
         set_condition(conds, EC.RESTARTING, "False", EC.REASON_RESTARTING, "Experiment restarted", now)
     if suggestion_exhausted:

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 2**31 - 1),
     ("grpc.max_send_message_length", 2**31 - 1),
+    # A service that comes back after a long outage is reached within seconds: gRPC's default
+    # reconnect backoff grows to 120 s, during which every call fails fast as UNAVAILABLE.
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5000),
 ]
 
 

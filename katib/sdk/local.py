@@ -9,7 +9,10 @@ way a trial runs differs: ``RunOptions.process_factory`` hands the runner
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import logging
+import marshal
 import os
 import signal
 import sys
@@ -18,14 +21,74 @@ from pathlib import Path
 from typing import Any, Callable, cast
 
 from katib.api.model import Experiment
+from katib.errors import FieldError, NotFoundError, ValidationError
 from katib.sdk.experiment import ExperimentArgs, Plan, Trainer, build_experiment, objective_options
 from katib.sdk.pool import ENTRY_MODULE, FunctionTrial, WorkerPool
 from katib.sdk.progress import TuneProgress
 from katib.sdk.result import TuneResult
 
-__all__ = ["run_local", "WithFixed"]
+__all__ = ["run_local", "WithFixed", "objective_digest", "OBJECTIVE_DIGEST"]
 
 log = logging.getLogger(__name__)
+
+# The digest of the objective function an experiment was started with (see objective_digest).
+OBJECTIVE_DIGEST = "katib.kubeflow.org/objective-digest"
+_PLAIN = (int, float, str, bytes, bool, type(None))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` if it is made of numbers, strings and tuples/lists of them, else its type
+    name (an object's repr may hold its address, which differs on every run)."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(v) for v in value)
+    return type(value).__qualname__
+
+
+def _code_doc(code: Any) -> Any:
+    consts = tuple(_code_doc(c) if inspect.iscode(c) else _plain(c) for c in code.co_consts)
+    return (code.co_code, consts, code.co_names, code.co_varnames, code.co_freevars)
+
+
+def objective_digest(fn: Callable[..., Any]) -> str | None:
+    """A digest of what the objective computes: its bytecode, constants and the names it
+    uses, plus plain default and captured values; not where it is defined (moving it, or
+    editing the line a lambda sits on, keeps the digest). None if it is not a function."""
+    target = inspect.unwrap(fn)
+    code = getattr(target, "__code__", None)
+    if code is None:
+        return None
+    closure = tuple(_plain(c.cell_contents) for c in (getattr(target, "__closure__", None) or ())
+                    if _cell_set(c))
+    doc = (_code_doc(code), _plain(getattr(target, "__defaults__", None)), closure)
+    return hashlib.sha256(marshal.dumps(doc)).hexdigest()[:16]
+
+
+def _cell_set(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # an empty cell
+        return False
+    return True
+
+
+def _check_same_objective(store: Any, exp: Experiment, digest: str | None, fn: Any) -> None:
+    """``tune(name=...)`` of a stored experiment must search for the same function: trials
+    of another function would be mixed into its result."""
+    try:
+        stored = store.get_experiment(exp.name, exp.metadata.namespace or "default")
+    except NotFoundError:
+        return
+    before = stored.metadata.annotations.get(OBJECTIVE_DIGEST)
+    if digest is None or before is None or before == digest:
+        return
+    name = getattr(fn, "__name__", "objective")
+    raise ValidationError([FieldError("objective", (
+        f"experiment {exp.name!r} already exists and was run with a different objective function than "
+        f"{name!r}; its trials would be mixed with this function's. Pass another name= to start a new "
+        f"experiment, or delete it first (katib delete experiment {exp.name}), or pass the same function "
+        "to resume it"))])
 
 
 class WithFixed:
@@ -64,12 +127,16 @@ def run_local(objective: Callable[[dict[str, Any]], Any], plan: Plan, args: Expe
     command = ["python3", "-m", ENTRY_MODULE, *objective_options(args), "--objective-file", str(objective_file),
                *plan.trial_args()]
     exp = build_experiment(args, plan, command, image="local", env=env, trainer=trainer)
+    digest = objective_digest(objective)
+    if digest is not None:
+        exp.metadata.annotations[OBJECTIVE_DIGEST] = digest
     local.prepare(exp)
     # Pickled before the experiment is stored: an objective that cannot travel leaves nothing behind.
     pool = WorkerPool(WithFixed(objective, plan.fixed))
     # The only runner of this experiment before it is resumed or its objective file replaced.
     with local.exclusive(exp):
         store = Store(db_url) if db_url else Store()
+        _check_same_objective(store, exp, digest, objective)
         exp, resumed = local.open_experiment(store, exp)
         early_stopper = EarlyStoppingSession.for_experiment(exp.spec)
         parallel = exp.spec.parallel_trial_count or 1

@@ -22,9 +22,13 @@ Arguments keep upstream's names (reference §11.2) where upstream has them. Diff
 ``objective`` and ``parameters`` come first; ``name`` is optional (``tune-<function>-<random>``;
 the same name again resumes that experiment); the objective metric defaults to
 ``"objective"``; ``parallel_trial_count`` defaults to ``min(3, max_trial_count)``; ``early_stopping``, ``backend``, ``trainer``, ``wait``,
-``progress`` and ``db_url`` are new. Locally ``base_image``, ``resources_per_trial``,
-``packages_to_install`` and ``trial_active_deadline_seconds`` have no effect (the objective runs
-in this Python environment), but they are part of the Experiment.
+``progress`` and ``db_url`` are new. Locally ``base_image``, ``resources_per_trial`` and
+``packages_to_install`` have no effect (the objective runs in this Python environment), but they
+are part of the Experiment. ``trial_active_deadline_seconds`` holds everywhere: a trial still
+running that long after it started is stopped and recorded Failed (reason DeadlineExceeded).
+``tune(name=...)`` of a stored experiment resumes it (a larger ``max_trial_count`` gives a
+finished one more trials); a different objective function, metric, goal or search space is
+refused, naming what differs.
 """
 
 from __future__ import annotations
@@ -137,7 +141,7 @@ def tune(
         max_failed_trial_count=_count("max_failed_trial_count", max_failed_trial_count, 0),
         metrics_collector_config=dict(metrics_collector_config or {"kind": "StdOut"}),
         retain_trials=retain_trials,
-        trial_active_deadline_seconds=trial_active_deadline_seconds,
+        trial_active_deadline_seconds=_count("trial_active_deadline_seconds", trial_active_deadline_seconds, 1),
     )
     env = env_list(env_per_trial)
     trainer_spec = Trainer.of(trainer) if trainer is not None else None

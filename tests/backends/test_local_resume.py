@@ -133,3 +133,79 @@ def test_resume_accepts_a_raised_budget_and_refuses_other_changes(tmp_path: Path
     r = subprocess.run([sys.executable, "-m", "katib.cli", "run", str(path), "-q"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "already exists" in r.stderr and "katib delete experiment budget" in r.stderr
+
+
+def katib_run(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "katib.cli", "run", str(path), "-q", *extra], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_a_finished_experiment_is_given_more_trials_by_default(tmp_path: Path) -> None:
+    d = experiment("more", max_trials=2, parallel=2)  # no resumePolicy: LongRunning locally
+    path = write(tmp_path, d)
+    assert katib_run(path).returncode == 0
+    first = states("more")
+    assert len(first) == 2
+    d["spec"]["maxTrialCount"] = 3
+    write(tmp_path, d)
+    r = katib_run(path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(states("more")) == 3 and set(first) < set(states("more"))
+    r = katib_run(path, "--max-trial-count", "5")  # the same from the command line
+    assert r.returncode == 0, r.stdout + r.stderr
+    final = Store().list_trials("more")
+    assert len(final) == 5 and all(t.status.state == "Succeeded" for t in final)
+    assert len({t.spec.assignments["x"] for t in final}) == 5  # the search went on, not over again
+    exp = Store().get_experiment("more")
+    assert exp.spec.max_trial_count == 5
+    assert [(c.type, c.reason) for c in exp.status.conditions if c.status == "True"][-1] == (
+        "Succeeded", "ExperimentMaxTrialsReached")
+
+
+def test_more_trials_are_refused_with_resume_policy_never_or_after_the_goal(tmp_path: Path) -> None:
+    d = experiment("never", max_trials=1, parallel=1, extra_spec={"resumePolicy": "Never"})
+    path = write(tmp_path, d)
+    assert katib_run(path).returncode == 0
+    r = katib_run(path, "--max-trial-count", "2")
+    assert r.returncode == 2
+    assert "spec.resumePolicy" in r.stderr and "resumePolicy is Never" in r.stderr, r.stderr
+    assert "set resumePolicy: LongRunning in the file" in r.stderr
+    assert len(states("never")) == 1
+    # The fix the message names works: the file's resumePolicy may change on resume.
+    d["spec"]["resumePolicy"] = "LongRunning"
+    write(tmp_path, d)
+    r = katib_run(path, "--max-trial-count", "2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(states("never")) == 2
+
+    goal = experiment("goal", max_trials=3, parallel=1,
+                      objective={"type": "maximize", "goal": -100, "objectiveMetricName": "accuracy"})
+    path = write(tmp_path, goal, "goal.yaml")
+    assert katib_run(path).returncode == 0
+    r = katib_run(path, "--max-trial-count", "5")
+    assert r.returncode == 2
+    assert "ExperimentGoalReached" in r.stderr and "katib delete experiment goal" in r.stderr, r.stderr
+    assert len(states("goal")) == 1
+
+
+def test_after_ctrl_c_the_experiment_shows_interrupted_not_running(tmp_path: Path) -> None:
+    path = write(tmp_path, doc("shown", max_trials=2))
+    proc = start(path)
+    wait_for(lambda: running("shown") == 2)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    exp = Store().get_experiment("shown")
+    running_cond = exp.status.condition("Running")
+    assert running_cond is not None and running_cond.status == "False"
+    assert running_cond.reason == "ExperimentInterrupted"
+    # Both trials were interrupted at the budget of 2: that does not complete the experiment.
+    assert not any(c.type in ("Succeeded", "Failed") and c.status == "True" for c in exp.status.conditions)
+    listed = subprocess.run([sys.executable, "-m", "katib.cli", "get", "experiments"], capture_output=True, text=True)
+    assert [line.split()[2] for line in listed.stdout.splitlines() if line.startswith("shown ")] == ["Interrupted"]
+    again = katib_run(path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert sorted(states("shown").values()) == ["Succeeded", "Succeeded"]
+    exp = Store().get_experiment("shown")
+    assert exp.status.condition("Running").status == "False"  # type: ignore[union-attr]
+    assert exp.status.condition("Running").reason == "ExperimentRunning"  # type: ignore[union-attr]

@@ -220,9 +220,11 @@ def test_katib_run_with_a_remote_suggestion_service(tmp_path: Path) -> None:
         assert len({t.spec.assignments["x"] for t in ts}) == 3
     finally:
         server.stop(0)
-    # the address is used: with no server there, the run cannot get suggestions
+    # the address is used: with no server there, the run cannot get suggestions (it waits
+    # --suggestion-timeout seconds for one to come up, then gives up)
     exp = experiment("remote-down", max_trials=1)
-    assert run(tmp_path, exp, "--suggestion-address", f"random=127.0.0.1:{server.port}") != 0
+    assert run(tmp_path, exp, "--suggestion-address", f"random=127.0.0.1:{server.port}",
+               "--suggestion-timeout", "1") != 0
 
 
 def test_file_collector_path_given_in_env_moves_with_the_trial(tmp_path: Path) -> None:

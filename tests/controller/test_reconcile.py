@@ -176,3 +176,32 @@ def test_suggestion_failure_fails_experiment_with_message() -> None:
     assert reason(exp, "Failed") == "ExperimentFailed"
     assert exp.status is not None
     assert any("n_startup_trials" in (c.message or "") for c in exp.status.conditions)
+
+
+def test_an_unreachable_suggestion_service_keeps_the_experiment_running_and_says_so() -> None:
+    from katib.controller.conditions import get_condition
+
+    exp = experiment(max_trials=4, parallel=2)
+    run(exp, [])
+    actions = run(exp, [trial("a", "Running")], suggestion_unavailable="suggestion service unavailable, retrying")
+    assert not actions.completed and actions.request == 1
+    cond = get_condition(exp.status.conditions, "Running")
+    assert cond is not None and cond.status == "True" and cond.reason == "ExperimentRunning"
+    assert cond.message == "Experiment is running; suggestion service unavailable, retrying"
+    run(exp, [trial("a", "Running")])  # back: the message says so too
+    assert get_condition(exp.status.conditions, "Running").message == "Experiment is running"  # type: ignore[union-attr]
+
+
+def test_an_interrupted_experiment_is_not_running_and_resumes_as_running() -> None:
+    from katib.controller.conditions import get_condition
+    from katib.controller.reconcile import mark_interrupted
+
+    exp = experiment(max_trials=2, parallel=2)
+    run(exp, [])
+    assert exp.status is not None
+    exp.status = mark_interrupted(exp.status, "Experiment was interrupted", NOW)
+    cond = get_condition(exp.status.conditions, "Running")
+    assert cond is not None and (cond.status, cond.reason) == ("False", "ExperimentInterrupted")
+    assert reason(exp, "Succeeded") is None and reason(exp, "Failed") is None
+    actions = run(exp, [])
+    assert actions.request == 2 and reason(exp, "Running") == "ExperimentRunning"

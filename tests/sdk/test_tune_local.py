@@ -166,7 +166,8 @@ def test_bad_arguments_are_refused_before_anything_runs() -> None:
         katib.tune(obj.returns_float, X, objective_type="up", max_trial_count=1)
 
 
-def test_ctrl_c_stops_the_trials_and_the_same_call_resumes() -> None:
+def test_ctrl_c_stops_the_trials_and_the_same_call_resumes(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     import os
     import signal
     import threading
@@ -189,16 +190,60 @@ def test_ctrl_c_stops_the_trials_and_the_same_call_resumes() -> None:
     thread.start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        run(obj.sleeps_long, max_trial_count=2, parallel_trial_count=2, name="interrupted")
+        run(obj.sleeps_long_unless_released, max_trial_count=2, parallel_trial_count=2, name="interrupted")
     thread.join()
     assert time.monotonic() - started < 30  # the 60 s trials were stopped, not waited for
-    stopped = KatibClient(backend="local").list_trials("interrupted")
+    client = KatibClient(backend="local")
+    stopped = client.list_trials("interrupted")
     assert [t.status.state for t in stopped] == ["Killed", "Killed"]
+    # Interrupted, not still shown Running, and not completed either.
+    assert not client.is_experiment_running("interrupted")
+    assert not client.is_experiment_succeeded("interrupted") and not client.is_experiment_failed("interrupted")
+    capsys.readouterr()
+    assert cli(["get", "experiments"]) == 0
+    assert re.search(r"^interrupted\s+default\s+Interrupted\s", capsys.readouterr().out, re.M)
     # The experiment stays resumable: the same arguments run the interrupted trials again
-    # (the objective is not part of the spec; here a fast one finishes them).
-    result = run(obj.returns_float, max_trial_count=2, parallel_trial_count=2, name="interrupted")
+    # (released, the same function now returns at once).
+    monkeypatch.setenv("KATIB_TEST_RELEASED", "1")
+    result = run(obj.sleeps_long_unless_released, max_trial_count=2, parallel_trial_count=2, name="interrupted")
     assert [t.name for t in result.trials] == [t.name for t in stopped]
     assert [t.state for t in result.trials] == ["Succeeded", "Succeeded"]
+
+
+def test_a_trial_past_trial_active_deadline_seconds_is_stopped_and_failed() -> None:
+    result = run(obj.sleeps_long, max_trial_count=1, parallel_trial_count=1, name="deadline",
+                 trial_active_deadline_seconds=1)
+    [trial] = KatibClient(backend="local").list_trials("deadline")
+    assert trial.status.state == "Failed"
+    failed = next(c for c in trial.status.conditions if c.type == "Failed")
+    assert failed.reason == "DeadlineExceeded" and failed.message == "Trial exceeded its active deadline of 1 s"
+    assert [t.state for t in result.trials] == ["Failed"]
+
+
+def test_same_name_with_another_definition_is_refused_naming_what_differs() -> None:
+    first = run(obj.returns_float, name="defined", objective_metric_name="loss", objective_type="minimize",
+                max_trial_count=2)
+    assert len(first.trials) == 2
+    with pytest.raises(ValueError, match=r"different objective function .*'returns_float_too'.* name="):
+        run(obj.returns_float_too, name="defined", objective_metric_name="loss", objective_type="minimize",
+            max_trial_count=2)
+    with pytest.raises(ValueError, match=r"spec\.objective\.objectiveMetricName.* differ.*katib delete experiment defined"):
+        run(obj.returns_float, name="defined", objective_metric_name="score", objective_type="minimize",
+            max_trial_count=2)
+    with pytest.raises(ValueError, match=r"spec\.objective\.type.* differ"):
+        run(obj.returns_float, name="defined", objective_metric_name="loss", max_trial_count=2)
+    with pytest.raises(ValueError, match=r"spec\.parameters\[0\]\.feasibleSpace\.max differ"):
+        run(obj.returns_float, {"x": search.double(0, 2)}, name="defined", objective_metric_name="loss",
+            objective_type="minimize", max_trial_count=2)
+    # The same definition returns the stored result; a larger budget gives it more trials.
+    same = run(obj.returns_float, name="defined", objective_metric_name="loss", objective_type="minimize",
+               max_trial_count=2)
+    assert [t.name for t in same.trials] == [t.name for t in first.trials]
+    more = run(obj.returns_float, name="defined", objective_metric_name="loss", objective_type="minimize",
+               max_trial_count=4)
+    assert len(more.trials) == 4 and more.state == "Succeeded"
+    assert {t.name for t in first.trials} < {t.name for t in more.trials}
+    assert len({t.params["x"] for t in more.trials}) == 4
 
 
 def test_progress_bar_on_a_terminal_and_in_a_log() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable
 
 from katib.api.defaults import set_defaults
-from katib.api.model import Experiment, ExperimentSpec, Trial
+from katib.api.model import Experiment, ExperimentCondition, ExperimentSpec, ResumePolicy, Trial
 from katib.api.space import SearchSpace
 from katib.api.validation import validate
 from katib.backends.local.collect import check_collector
@@ -84,6 +84,11 @@ def prepare(exp: Experiment, *, config_maps: Any = None, remote_algorithms: Iter
     from suggestion import registry
 
     exp.metadata.namespace = exp.metadata.namespace or "default"
+    if local and not exp.spec.resume_policy:
+        # Upstream defaults to Never to reclaim the suggestion Deployment of a finished
+        # experiment; here there is none (the search is rebuilt from the stored trials), so a
+        # finished experiment can be given more trials unless its file says Never.
+        exp.spec.resume_policy = ResumePolicy.LONG_RUNNING
     set_defaults(exp, config_maps=config_maps)
     remote = set(remote_algorithms)
     builtin = set(registry.names())
@@ -107,15 +112,58 @@ def prepare(exp: Experiment, *, config_maps: Any = None, remote_algorithms: Iter
     return exp
 
 
-_EDITABLE = ("parallel_trial_count", "max_trial_count", "max_failed_trial_count")
+_BUDGET = ("parallel_trial_count", "max_trial_count", "max_failed_trial_count")
 
 
-def _same_search(a: ExperimentSpec, b: ExperimentSpec) -> bool:
-    da, db = a.to_dict(), b.to_dict()
-    for key in ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount"):
+def _differences(a: Any, b: Any, path: str, out: list[str]) -> None:
+    """The paths where ``a`` and ``b`` (decoded JSON) differ, as specific as their shapes allow."""
+    if a == b:
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            _differences(a.get(key), b.get(key), f"{path}.{key}", out)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _differences(x, y, f"{path}[{i}]", out)
+    else:
+        out.append(path)
+
+
+def spec_differences(stored: ExperimentSpec, new: ExperimentSpec) -> list[str]:
+    """What differs between two specs besides what a resume may change: the budget and,
+    locally, the resumePolicy (it only decides whether a finished experiment may go on)."""
+    da, db = stored.to_dict(), new.to_dict()
+    for key in ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount", "resumePolicy"):
         da.pop(key, None)
         db.pop(key, None)
-    return da == db
+    out: list[str] = []
+    _differences(da, db, "spec", out)
+    return out
+
+
+def _refuse_restart(stored: Experiment, exp: Experiment) -> FieldError | None:
+    """Upstream's rule for giving a finished experiment more trials (reference §6.7): only
+    one that ended by reaching maxTrialCount, with resumePolicy LongRunning or FromVolume."""
+    status = stored.status
+    if status is None or not (status.is_true(ExperimentCondition.SUCCEEDED)
+                              or status.is_true(ExperimentCondition.FAILED)):
+        return None
+    ended = next((c for c in status.conditions if c.status == "True"
+                  and c.type in (ExperimentCondition.SUCCEEDED, ExperimentCondition.FAILED)), None)
+    reason = ended.reason if ended is not None else ""
+    fresh = (f"to search further, run it under another name (katib run FILE --name NEW) or delete it first "
+             f"(katib delete experiment {exp.name})")
+    if reason != ExperimentCondition.REASON_MAX_TRIALS_REACHED:
+        return FieldError("spec.maxTrialCount", (
+            f"experiment {exp.name!r} has ended ({reason}); only an experiment that ended by reaching "
+            f"maxTrialCount can be given more trials; {fresh}"))
+    if exp.spec.resume_policy not in (ResumePolicy.LONG_RUNNING, ResumePolicy.FROM_VOLUME):
+        return FieldError("spec.resumePolicy", (
+            f"experiment {exp.name!r} reached its maxTrialCount and its resumePolicy is "
+            f"{exp.spec.resume_policy or ResumePolicy.NEVER}, so it cannot be given more trials; set "
+            f"resumePolicy: LongRunning in the file (or leave it out: LongRunning is the local default), or "
+            f"{fresh}"))
+    return None
 
 
 def exclusive(exp: Experiment) -> ContextManager[None]:
@@ -144,16 +192,25 @@ def open_experiment(store: Any, exp: Experiment, *, config_maps: Any = None,
         except AlreadyExistsError:  # lost a race with another runner: resume instead
             return open_experiment(store, exp, config_maps=config_maps, remote_algorithms=remote_algorithms)
         return exp, False
-    if not _same_search(stored.spec, exp.spec):
+    differ = spec_differences(stored.spec, exp.spec)
+    if differ:
+        shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
         raise ValidationError([FieldError(
             "metadata.name",
-            f"experiment {exp.name!r} already exists in namespace {namespace!r} with a different spec; "
-            f"only parallelTrialCount, maxTrialCount and maxFailedTrialCount may change when resuming. "
-            f"Delete it first (katib delete experiment {exp.name}) or choose another name")])
-    changed = any(getattr(stored.spec, k) != getattr(exp.spec, k) for k in _EDITABLE)
+            f"experiment {exp.name!r} already exists in namespace {namespace!r} with a different spec "
+            f"({shown} differ); only parallelTrialCount, maxTrialCount and maxFailedTrialCount may change "
+            f"when resuming. Delete it first (katib delete experiment {exp.name}) or choose another name")])
+    changed = any(getattr(stored.spec, k) != getattr(exp.spec, k) for k in _BUDGET)
     if changed:
-        prepare(exp, config_maps=config_maps, remote_algorithms=remote_algorithms, old=stored)
-        for k in _EDITABLE:
+        refused = _refuse_restart(stored, exp)
+        if refused is not None:
+            raise ValidationError([refused])
+        # Upstream's update rules, with the resumePolicy of the file (checked just above).
+        old = stored.copy()
+        old.spec.resume_policy = exp.spec.resume_policy
+        prepare(exp, config_maps=config_maps, remote_algorithms=remote_algorithms, old=old)
+    if changed or stored.spec.resume_policy != exp.spec.resume_policy:
+        for k in (*_BUDGET, "resume_policy"):
             setattr(stored.spec, k, getattr(exp.spec, k))
         store.update_experiment(stored)
     return stored, True

@@ -38,17 +38,25 @@ from katib.api.model import (
     TrialStatus,
 )
 from katib.api.observation import MetricLog
+from katib.backends.local import deadline as deadlines
 from katib.backends.local.collect import TrialCollector, check_collector
 from katib.backends.local.lock import runner_lock
+from katib.backends.local.outage import Outage
 from katib.backends.local.process import ProcessSpec, TrialProcess
 from katib.controller.conditions import is_true, now_rfc3339, set_condition
-from katib.controller.reconcile import reconcile
+from katib.controller.reconcile import compute_status, mark_interrupted, reconcile
 from katib.controller.template import primary_container, render_trial_spec
-from katib.errors import SearchSpaceExhausted, SettingsError, SuggestionsPending, TemplateError
+from katib.errors import (
+    SearchSpaceExhausted,
+    ServiceError,
+    SettingsError,
+    SuggestionsPending,
+    TemplateError,
+)
 from katib.metrics.strategies import fold
 from katib.metrics.values import unavailable_message
 
-__all__ = ["LocalRunner", "RunOptions", "run_directory", "trial_directory"]
+__all__ = ["LocalRunner", "RunOptions", "SuggestionServiceUnavailable", "run_directory", "trial_directory"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,18 @@ log = logging.getLogger(__name__)
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 INTERRUPTED = "katib.kubeflow.org/interrupted"
 _ACTIVE = ("Pending", TC.RUNNING)  # the states a trial leaves only through this runner
+DEFAULT_SUGGESTION_TIMEOUT = 300.0
+
+
+class SuggestionServiceUnavailable(ServiceError):
+    """The suggestion service could not be reached for longer than the runner waits
+    (``RunOptions.suggestion_timeout``). The experiment's running trials were stopped and
+    recorded as interrupted, so running the experiment again resumes it."""
+
+    def __init__(self, message: str, *, address: str | None, waited: float) -> None:
+        super().__init__(message, retryable=True)
+        self.address = address
+        self.waited = waited
 
 
 def run_directory(base: Path, namespace: str, experiment: str) -> Path:
@@ -80,6 +100,10 @@ class RunOptions:
     # Set by anything that knows a trial ended (a worker pool), so the loop reacts at once
     # instead of at the next poll.
     wake: threading.Event = field(default_factory=threading.Event)
+    # How long a suggestion service that cannot be reached (UNAVAILABLE, DEADLINE_EXCEEDED)
+    # is waited for, asking again with backoff while the running trials go on; then the
+    # runner stops them (resumable) and raises SuggestionServiceUnavailable.
+    suggestion_timeout: float = DEFAULT_SUGGESTION_TIMEOUT
 
 
 class LocalRunner:
@@ -110,12 +134,16 @@ class LocalRunner:
         self._interrupted = threading.Event()
         self._exhausted = False
         self._suggestion_failed: str | None = None
+        self._outage = Outage(options.suggestion_timeout, getattr(suggester, "address", None))
+        # Trials stopped for passing their active deadline: name -> the deadline in seconds.
+        self._overdue: dict[str, float] = {}
         check_collector(experiment)
 
     # -- public ----------------------------------------------------------------------------
     def interrupt(self) -> None:
         """Stop soon: running trials get SIGTERM and are recorded as Killed (interrupted);
-        the experiment stays Running so that ``katib run`` again resumes it."""
+        the experiment is marked Running=False (ExperimentInterrupted), not completed, so
+        that ``katib run`` again resumes it."""
         self._interrupted.set()
         self.options.wake.set()
 
@@ -134,15 +162,18 @@ class LocalRunner:
                 if not interrupted and not stopping:
                     actions = reconcile(self.experiment, trials, now_rfc3339(),
                                         suggestion_exhausted=self._exhausted,
-                                        suggestion_failed=self._suggestion_failed)
+                                        suggestion_failed=self._suggestion_failed,
+                                        suggestion_unavailable=self._outage.text())
                     self.experiment.status = actions.status
                     self.store.update_experiment_status(self.experiment)
+            self._enforce_deadlines()
             if stopping:
                 for trial, decision in stopping:
                     self._early_stop(trial, decision)
                 continue
             if interrupted:
-                self._stop_all(trials, interrupted=True)
+                self._stop_all(trials, "interrupted (Ctrl-C); `katib run` again resumes it",
+                               "Experiment was interrupted; running it again resumes it")
                 return self.experiment
             if actions.stop:
                 self._stop_trials([t for t in trials if t.name in actions.stop], reason="experiment completed")
@@ -150,8 +181,10 @@ class LocalRunner:
             if actions.completed:
                 self._progress(trials)
                 return self.experiment
-            if actions.request:
+            if actions.request and self._outage.may_ask():
                 created = self._create_trials(trials, actions.request)
+                if self._outage.gave_up is not None:
+                    self._give_up(trials, self._outage.gave_up)
                 if created and (len(created) < actions.request or any(t.name not in self._active for t in created)):
                     continue  # ask again at once for the rest, or count the trials that ended already
                 # Else nothing is to be decided before a trial ends: the next pass (on the wake
@@ -260,6 +293,12 @@ class LocalRunner:
         except SettingsError as exc:
             self._suggestion_failed = str(exc)
             return []
+        except ServiceError as exc:
+            if not exc.retryable:
+                raise
+            self._outage.failed(exc)  # asked again later; the loop goes on meanwhile
+            return []
+        self._outage.answered()
         taken = set(self._trials) if self._trials is not None else {t.name for t in trials}
         created = []
         spec = self.experiment.spec
@@ -303,6 +342,39 @@ class LocalRunner:
             self._start(trial)
             created.append(trial)
         return created
+
+    # -- suggestion service outage ----------------------------------------------------------
+    def _give_up(self, trials: list[Trial], why: str) -> None:
+        """Stop the running trials as interrupted (a rerun resumes them) and raise."""
+        waited = self._outage.waited()
+        self._stop_all(trials, "the suggestion service was unavailable; running the experiment again resumes it",
+                       f"Experiment was interrupted: {why}; running it again resumes it")
+        raise SuggestionServiceUnavailable(why, address=getattr(self.suggester, "address", None), waited=waited)
+
+    # -- active deadlines --------------------------------------------------------------------
+    def _deadline(self, trial: Trial) -> float | None:
+        return deadlines.active_deadline(trial.spec.run_spec)
+
+    def _enforce_deadlines(self) -> None:
+        """Stop running trials past their active deadline, counted from their recorded start
+        (so a restarted runner keeps the count): SIGTERM, then SIGKILL after the grace
+        period. The next pass finds them ended and records them Failed (DeadlineExceeded)."""
+        now = time.time()
+        for trial in list(self._active.values()):
+            proc = self.processes.get(trial.name)
+            if proc is None or trial.name not in self.collectors:
+                continue
+            if trial.name in self._overdue:
+                proc.kill_if_overdue(self.options.grace_period)
+                continue
+            limit = self._deadline(trial)
+            if limit is None:
+                continue
+            elapsed = deadlines.seconds_since(trial.status.start_time, now)
+            if elapsed is not None and elapsed >= limit and proc.exit_code() is None:
+                log.info("trial %s passed its active deadline of %g s; stopping it", trial.name, limit)
+                self._overdue[trial.name] = limit
+                proc.terminate()
 
     def _remember(self, trial: Trial) -> Trial:
         if self._trials is not None:
@@ -383,7 +455,10 @@ class LocalRunner:
                     else:  # the trial's last logs still belong to its curve
                         self.early_stopper.observe(trial.name, self._objective_rows(trial, new))
             if ended:
-                self._ended(trial, code)
+                if trial.name in self._overdue:
+                    self._finish(trial, TC.FAILED, deadlines.REASON, deadlines.message(self._overdue.pop(trial.name)))
+                else:
+                    self._ended(trial, code)
         return stopping
 
     @staticmethod
@@ -483,11 +558,18 @@ class LocalRunner:
                     trial.metadata.annotations[INTERRUPTED] = "true"
                 self._finish(trial, TC.KILLED, "TrialKilled", f"Trial was stopped: {reason}")
 
-    def _stop_all(self, trials: list[Trial], interrupted: bool) -> None:
+    def _stop_all(self, trials: list[Trial], reason: str, message: str) -> None:
+        """Stop every running trial as interrupted (a rerun starts it again under its name)
+        and mark the experiment interrupted: not Running, not completed."""
         active = [t for t in trials if t.status.state in (TC.RUNNING, "Pending")]
-        self._stop_trials(active, "interrupted (Ctrl-C); `katib run` again resumes it", interrupted=interrupted)
+        self._stop_trials(active, reason, interrupted=True)
         trials = self.store.list_trials(self.experiment.name, self.namespace)
-        self.experiment.status = reconcile(self.experiment, trials, now_rfc3339()).status
+        now = now_rfc3339()
+        # Counts only: a reconcile would take the interrupted trials for finished ones and
+        # could end the experiment (maxTrialCount reached) though they are to run again.
+        status = compute_status(self.experiment, trials)
+        status.last_reconcile_time = now
+        self.experiment.status = mark_interrupted(status, message, now)
         self.store.update_experiment_status(self.experiment)
 
     def _progress(self, trials: list[Trial]) -> None:
