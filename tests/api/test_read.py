@@ -159,3 +159,8 @@ def test_numbers_python_cannot_read_are_refused() -> None:
         load_experiments(EXP.replace("maxTrialCount: 6", "maxTrialCount: " + "9" * 5000))
     with pytest.raises(ValidationError, match="more than 4300 digits"):
         load_experiments('{"a": ' + "9" * 5000 + "}")
+
+
+def test_a_list_as_a_mapping_key_is_a_syntax_error() -> None:
+    with pytest.raises(ValidationError, match=r"<text>:1:\d+: not valid YAML/JSON: .*unhashable key"):
+        load_experiments("? [a, b]\n: 1\n")
