@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import copy
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 
 from katib.api import _read
 from katib.api.loader import MAX_BYTES, ConfigMapLookup, load_experiment, load_experiments
+from katib.api.validation import prepare
 from katib.cli import main
 from katib.errors import ValidationError
 from tests.api.factory import BASE
@@ -164,3 +166,20 @@ def test_numbers_python_cannot_read_are_refused() -> None:
 def test_a_list_as_a_mapping_key_is_a_syntax_error() -> None:
     with pytest.raises(ValidationError, match=r"<text>:1:\d+: not valid YAML/JSON: .*unhashable key"):
         load_experiments("? [a, b]\n: 1\n")
+
+
+@pytest.mark.parametrize("body", ["[" * 900 + "]" * 900, "&x [*x]", "\n  " + _laughs(9).replace("\n", "\n  ")],
+                         ids=["deep", "self-alias", "laughs"])
+def test_configmap_templates_get_the_same_limits(body: str) -> None:
+    template = ("apiVersion: batch/v1\nkind: Job\nmetadata:\n  annotations:\n    x: ${trialParameters.learningRate}"
+                " ${trialParameters.layers} ${trialParameters.optimizer}\nspec:\n  " + body + "\n")
+    doc = copy.deepcopy(BASE)
+    doc["spec"]["trialTemplate"] = {**{k: v for k, v in doc["spec"]["trialTemplate"].items() if k != "trialSpec"},
+                                    "configMap": {"configMapName": "t", "configMapNamespace": "default",
+                                                  "templatePath": "job.yaml"}}
+    lookup = ConfigMapLookup([{"kind": "ConfigMap", "metadata": {"name": "t"}, "data": {"job.yaml": template}}])
+    with pytest.raises(ValidationError) as info:
+        prepare(load_experiment(yaml.safe_dump(doc)), config_maps=lookup)
+    assert any(e.path == "spec.trialTemplate.configMap" and ("nested more than 100" in e.message or
+                                                            "through YAML aliases" in e.message)
+               for e in info.value.errors), info.value.errors
