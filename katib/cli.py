@@ -38,8 +38,11 @@ def _load(path: str, extra_config_maps: Sequence[str] = ()) -> tuple[Any, Any]:
     (trial templates may live in a ConfigMap, as upstream's trial-templates)."""
     from katib.api.loader import ConfigMapLookup, load_experiment
 
-    config_maps = ConfigMapLookup.from_files(path, *extra_config_maps)
-    return load_experiment(path), config_maps
+    config_maps = ConfigMapLookup()
+    exp = load_experiment(path, config_maps=config_maps)  # the file is read and parsed once
+    for extra in extra_config_maps:
+        config_maps.add_source(extra)
+    return exp, config_maps
 
 
 def _missing_config_map(exp: Any, config_maps: Any) -> str | None:

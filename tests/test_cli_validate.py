@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -45,3 +46,41 @@ def test_local_only_limits_are_not_validation_errors_but_stop_katib_run(tmp_path
     assert main(["validate", str(pbt)]) == 0
     assert main(["run", str(pbt), "-q"]) == 2
     assert "--suggestion-address pbt=HOST:PORT" in capsys.readouterr().err
+
+
+# -- wrong types and nulls: a field error and exit 2, never a traceback ---------------------
+def _mutated(tmp_path: Path, example: str, change: Any) -> Path:
+    doc = yaml.safe_load((ROOT / "tests/api/upstream_examples" / example).read_text())
+    change(doc["spec"])
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+RANDOM, ENAS = "hp-tuning/random.yaml", "nas/enas-cpu.yaml"
+_FILTER = "spec.metricsCollectorSpec.source.filter.metricsFormat"
+
+
+@pytest.mark.parametrize("example, change, path, message", [
+    (RANDOM, lambda s: s["trialTemplate"]["trialParameters"].append(None),
+     "spec.trialTemplate.trialParameters[3]", "must be an object, got null"),
+    (RANDOM, lambda s: s["trialTemplate"]["trialSpec"].update(kind={"a": 1}),
+     "spec.trialTemplate.trialSpec.kind", "must be a string, got object"),
+    (RANDOM, lambda s: s["parameters"].append(None), "spec.parameters[3]", "must be an object, got null"),
+    (ENAS, lambda s: s["nasConfig"]["operations"][0]["parameters"].__setitem__(0, None),
+     "spec.nasConfig.operations[0].parameters[0]", "must be an object, got null"),
+    (RANDOM, lambda s: s.update(metricsCollectorSpec={"source": {"filter": {"metricsFormat": [None]}}}),
+     f"{_FILTER}[0]", "must be a string, got null"),
+    (RANDOM, lambda s: s.update(metricsCollectorSpec={"source": {"filter": {"metricsFormat": 5}}}),
+     _FILTER, "must be a list, got integer"),
+    (RANDOM, lambda s: s.update(parallelTrialCount=2**40), "spec.parallelTrialCount",
+     "must be an integer from -2147483648 to 2147483647"),
+], ids=["trialParameters-null", "trialSpec.kind-object", "parameters-null", "nas-parameter-null",
+        "metricsFormat-null", "metricsFormat-int", "count-past-int32"])
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_wrong_types_are_field_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str,
+                                      example: str, change: Any, path: str, message: str) -> None:
+    file = _mutated(tmp_path, example, change)
+    assert main([command, str(file), *(["--db", f"sqlite:///{tmp_path}/k.db"] if command == "run" else [])]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {message}" in err and "Traceback" not in err

@@ -82,6 +82,24 @@ def _make_plan(cls: type) -> _Plan:
     return _Plan(tuple(fields), extra, known, ", ".join(sorted(known)), tuple(encode))
 
 
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+_KINDS: dict[type, str] = {type(None): "null", bool: "true/false", int: "integer", float: "number", str: "string",
+                           list: "list", dict: "object"}
+
+
+def kind_of(value: Any) -> str:
+    """What ``value`` is, in the words of YAML and JSON (``null``, ``object``...)."""
+    return _KINDS.get(type(value), type(value).__name__)
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, shortened: messages quote what was given, not a megabyte of it."""
+    if isinstance(value, int) and value.bit_length() > 4 * limit:
+        return f"a number of more than {limit} digits"  # repr() refuses ints past 4300 digits
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 6]}...{text[-3:]}"
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -106,42 +124,76 @@ def _decoder(tp: Any) -> _Decoder | None:
         return _object_decoder(tp)
     if origin is list:
         (item_tp,) = typing.get_args(tp)
-        return _list_decoder(_decoder(item_tp))
+        return _list_decoder(_decoder(item_tp), _expected(item_tp))
     if origin is dict:
         _, val_tp = typing.get_args(tp)
-        return _dict_decoder(_decoder(val_tp))
+        return _dict_decoder(_decoder(val_tp), _expected(val_tp))
     return _SCALARS.get(tp)  # anything else is kept as it is
+
+
+def _expected(tp: Any) -> str:
+    """What a value of type ``tp`` is called in messages ("an object", "a string")."""
+    tp, _ = _strip_optional(tp)
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return "a list"
+    if origin is dict or dataclasses.is_dataclass(tp):
+        return "an object"
+    return {str: "a string", bool: "true or false", int: "an integer", float: "a number"}.get(tp, "a value")
 
 
 def _object_decoder(cls: type) -> _Decoder:
     # The nested class's plan is looked up on use, so self-referencing types need no care here.
     def decode(value: Any, path: str, errors: list[FieldError]) -> Any:
         if not isinstance(value, dict):
-            errors.append(FieldError(path, f"must be an object, got {type(value).__name__}"))
+            errors.append(FieldError(path, f"must be an object, got {kind_of(value)}"))
             return None
         return from_dict(cls, value, path, errors)
     return decode
 
 
-def _list_decoder(item: _Decoder | None) -> _Decoder:
+def _null_item(expected: str, path: str, errors: list[FieldError]) -> None:
+    errors.append(FieldError(path, f"must be {expected}, got null; remove the entry or fill it in"))
+
+
+def _list_decoder(item: _Decoder | None, expected: str) -> _Decoder:
+    # A null item becomes an error, not a None in the list: every check after decoding may
+    # then trust the declared item type.
     def decode(value: Any, path: str, errors: list[FieldError]) -> Any:
         if not isinstance(value, list):
-            errors.append(FieldError(path, f"must be a list, got {type(value).__name__}"))
+            errors.append(FieldError(path, f"must be a list, got {kind_of(value)}"))
             return []
         if item is None:
             return list(value)
-        return [None if v is None else item(v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+        out = []
+        for i, v in enumerate(value):
+            if v is None:
+                _null_item(expected, f"{path}[{i}]", errors)
+                continue
+            decoded = item(v, f"{path}[{i}]", errors)
+            if decoded is not None:
+                out.append(decoded)
+        return out
     return decode
 
 
-def _dict_decoder(val: _Decoder | None) -> _Decoder:
+def _dict_decoder(val: _Decoder | None, expected: str) -> _Decoder:
     def decode(value: Any, path: str, errors: list[FieldError]) -> Any:
         if not isinstance(value, dict):
-            errors.append(FieldError(path, f"must be an object, got {type(value).__name__}"))
+            errors.append(FieldError(path, f"must be an object, got {kind_of(value)}"))
             return {}
         if val is None:
             return {str(k): v for k, v in value.items()}
-        return {str(k): None if v is None else val(v, _join(path, str(k)), errors) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            vpath = _join(path, str(k))
+            if v is None:
+                _null_item(expected, vpath, errors)
+                continue
+            decoded = val(v, vpath, errors)
+            if decoded is not None:
+                out[str(k)] = decoded
+        return out
     return decode
 
 
@@ -152,42 +204,51 @@ def _decode_str(value: Any, path: str, errors: list[FieldError]) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return _number_text(value)
+        try:
+            return _number_text(value)
+        except ValueError:  # an int past Python's 4300-digit str() limit
+            errors.append(FieldError(path, f"must be a string, got {shown(value)}"))
+            return None
     if not isinstance(value, str):
-        errors.append(FieldError(path, f"must be a string, got {type(value).__name__}"))
+        errors.append(FieldError(path, f"must be a string, got {kind_of(value)}"))
         return None
     return value
 
 
 def _decode_bool(value: Any, path: str, errors: list[FieldError]) -> Any:
     if not isinstance(value, bool):
-        errors.append(FieldError(path, "must be true or false"))
+        errors.append(FieldError(path, f"must be true or false, got {kind_of(value)}"))
         return None
     return value
 
 
 def _decode_int(value: Any, path: str, errors: list[FieldError]) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        errors.append(FieldError(path, "must be an integer"))
+        errors.append(FieldError(path, f"must be an integer, got {kind_of(value)}"))
         return None
     try:
-        number = float(value)
+        number = value if isinstance(value, int) else float(value)
         if number != int(number):
             raise ValueError
-        return int(number)
+        whole = int(number)
     except (ValueError, OverflowError):
-        errors.append(FieldError(path, f"must be an integer, got {value!r}"))
+        errors.append(FieldError(path, f"must be an integer, got {shown(value)}"))
         return None
+    if not INT32_MIN <= whole <= INT32_MAX:
+        # Every integer of the API is an int32 upstream; the API server refuses larger ones.
+        errors.append(FieldError(path, f"must be an integer from {INT32_MIN} to {INT32_MAX}, got {shown(value)}"))
+        return None
+    return whole
 
 
 def _decode_float(value: Any, path: str, errors: list[FieldError]) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        errors.append(FieldError(path, "must be a number"))
+        errors.append(FieldError(path, f"must be a number, got {kind_of(value)}"))
         return None
     try:
         return float(value)
-    except ValueError:
-        errors.append(FieldError(path, f"must be a number, got {value!r}"))
+    except (ValueError, OverflowError):
+        errors.append(FieldError(path, f"must be a number, got {shown(value)}"))
         return None
 
 
@@ -204,6 +265,9 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "", errors: list[F
     """Decode ``data`` into ``cls``. Without an ``errors`` list, raise ValidationError on problems."""
     errs: list[FieldError] = [] if errors is None else errors
     plan = _plan(cls)
+    if not isinstance(data, dict):
+        errs.append(FieldError(path, f"must be an object, got {kind_of(data)}"))
+        data = {}
     kwargs: dict[str, Any] = {}
     for name, key, decode, _ in plan.fields:
         if key in data:

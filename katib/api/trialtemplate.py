@@ -13,10 +13,9 @@ import json
 import re
 from typing import Any, Protocol
 
-import yaml
-
+from katib.api._read import parse_text
 from katib.api.model import TrialTemplate
-from katib.errors import NotFoundError, TemplateError
+from katib.errors import NotFoundError, TemplateError, ValidationError
 
 __all__ = [
     "PLACEHOLDER",
@@ -117,11 +116,16 @@ def template_text(template: TrialTemplate, config_maps: ConfigMapGetter | None =
 
 
 def parse_template_text(text: str) -> Any:
-    """Parse ConfigMap template text (YAML, or JSON, which YAML reads too)."""
+    """Parse ConfigMap template text (YAML, or JSON, which YAML reads too), with the limits
+    experiment files have (depth, aliases, size): the text may come from any ConfigMap."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        docs = parse_text(text, "<text>")
+    except ValidationError as exc:
         raise TemplateError(f"the trial template is not valid YAML or JSON: {exc}") from exc
+    if len(docs) > 1:
+        raise TemplateError(f"the trial template is not valid YAML or JSON: it holds {len(docs)} documents; "
+                            "keep one manifest per template")
+    return docs[0] if docs else None
 
 
 def template_object(template: TrialTemplate, config_maps: ConfigMapGetter | None = None) -> dict[str, Any]:

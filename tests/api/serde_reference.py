@@ -1,6 +1,8 @@
 """The straightforward dataclass <-> dict conversion ``katib.api._serde`` replaced (kept
-verbatim as a test oracle): ``tests/api/test_serde.py`` checks that the per-class plans
-decode, report errors and encode exactly as this did."""
+as a test oracle): ``tests/api/test_serde.py`` checks that the per-class plans decode,
+report errors and encode exactly as this does. Deliberate changes of behaviour are made
+here too: null list items and map values are errors, integers are int32, and messages
+name types in YAML's words."""
 
 # ruff: noqa
 # mypy: ignore-errors
@@ -47,6 +49,41 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
 
 
 _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_KINDS = {type(None): "null", bool: "true/false", int: "integer", float: "number", str: "string", list: "list",
+          dict: "object"}
+
+
+def _kind(value: Any) -> str:
+    return _KINDS.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > 240:
+        return "a number of more than 60 digits"
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:54]}...{text[-3:]}"
+
+
+def _expected(tp: Any) -> str:
+    tp, _ = _strip_optional(tp)
+    if typing.get_origin(tp) is list:
+        return "a list"
+    if typing.get_origin(tp) is dict or dataclasses.is_dataclass(tp):
+        return "an object"
+    return _TYPE_WORDS.get(tp, "a value")
+
+
+def _items(item_tp: Any, pairs: Any, errors: list[FieldError]) -> list[tuple[Any, Any]]:
+    """(key, decoded) of (key, path, value) pairs, nulls and undecodable values left out."""
+    out = []
+    for key, path, v in pairs:
+        if v is None and _strip_optional(item_tp)[0] is not Any:
+            errors.append(FieldError(path, f"must be {_expected(item_tp)}, got null; remove the entry or fill it in"))
+            continue
+        decoded = _decode(item_tp, v, path, errors)
+        if decoded is not None or v is None:
+            out.append((key, decoded))
+    return out
 
 
 def _decode(tp: Any, value: Any, path: str, errors: list[FieldError]) -> Any:
@@ -58,56 +95,63 @@ def _decode(tp: Any, value: Any, path: str, errors: list[FieldError]) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
-            errors.append(FieldError(path, f"must be an object, got {type(value).__name__}"))
+            errors.append(FieldError(path, f"must be an object, got {_kind(value)}"))
             return None
         return from_dict(tp, value, path, errors)
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, list):
-            errors.append(FieldError(path, f"must be a list, got {type(value).__name__}"))
+            errors.append(FieldError(path, f"must be a list, got {_kind(value)}"))
             return []
-        return [_decode(item_tp, v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+        return [v for _, v in _items(item_tp, ((i, f"{path}[{i}]", v) for i, v in enumerate(value)), errors)]
     if origin is dict:
         if not isinstance(value, dict):
-            errors.append(FieldError(path, f"must be an object, got {type(value).__name__}"))
+            errors.append(FieldError(path, f"must be an object, got {_kind(value)}"))
             return {}
         _, val_tp = typing.get_args(tp)
-        return {str(k): _decode(val_tp, v, _join(path, str(k)), errors) for k, v in value.items()}
+        return dict(_items(val_tp, ((str(k), _join(path, str(k)), v) for k, v in value.items()), errors))
     if tp is str:
         # Upstream stores every number as a string; YAML authors often write them bare.
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, (int, float)):
-            return _number_text(value)
+            try:
+                return _number_text(value)
+            except ValueError:
+                errors.append(FieldError(path, f"must be a string, got {_shown(value)}"))
+                return None
         if not isinstance(value, str):
-            errors.append(FieldError(path, f"must be a string, got {type(value).__name__}"))
+            errors.append(FieldError(path, f"must be a string, got {_kind(value)}"))
             return None
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            errors.append(FieldError(path, "must be true or false"))
+            errors.append(FieldError(path, f"must be true or false, got {_kind(value)}"))
             return None
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            errors.append(FieldError(path, "must be an integer"))
+            errors.append(FieldError(path, f"must be an integer, got {_kind(value)}"))
             return None
         try:
-            number = float(value)
+            number = value if isinstance(value, int) else float(value)
             if number != int(number):
                 raise ValueError
-            return int(number)
         except (ValueError, OverflowError):
-            errors.append(FieldError(path, f"must be an integer, got {value!r}"))
+            errors.append(FieldError(path, f"must be an integer, got {_shown(value)}"))
             return None
+        if not -(2**31) <= int(number) < 2**31:
+            errors.append(FieldError(path, f"must be an integer from -2147483648 to 2147483647, got {_shown(value)}"))
+            return None
+        return int(number)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            errors.append(FieldError(path, "must be a number"))
+            errors.append(FieldError(path, f"must be a number, got {_kind(value)}"))
             return None
         try:
             return float(value)
-        except ValueError:
-            errors.append(FieldError(path, f"must be a number, got {value!r}"))
+        except (ValueError, OverflowError):
+            errors.append(FieldError(path, f"must be a number, got {_shown(value)}"))
             return None
     return value
 
@@ -124,6 +168,9 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "", errors: list[F
 
     own = errors is None
     errs: list[FieldError] = [] if errors is None else errors
+    if not isinstance(data, dict):
+        errs.append(FieldError(path, f"must be an object, got {_kind(data)}"))
+        data = {}
     hints = _hints(cls)
     kwargs: dict[str, Any] = {}
     known: set[str] = set()
