@@ -34,6 +34,7 @@ refused, naming what differs.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Callable, Mapping, Sequence
 
 from katib.api.defaults import DEFAULT_PARALLEL_TRIAL_COUNT
@@ -61,6 +62,19 @@ def _count(name: str, value: Any, minimum: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
     return value
+
+
+def _goal(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        goal = float(value)
+    except (TypeError, ValueError, OverflowError):
+        goal = math.nan
+    if isinstance(value, bool) or not math.isfinite(goal):
+        raise ValueError(f"objective_goal must be a finite number (the objective value that ends the search), "
+                         f"got {value!r}")
+    return goal
 
 
 def tune(
@@ -132,7 +146,7 @@ def tune(
         objective_metric_name=metric,
         additional_metric_names=list(additional_metric_names or []),
         objective_type=objective_type,
-        objective_goal=float(objective_goal) if objective_goal is not None else None,
+        objective_goal=_goal(objective_goal),
         algorithm_name=algorithm_name,
         algorithm_settings=algorithm_settings,
         early_stopping=early_stopping,

@@ -164,6 +164,9 @@ def test_bad_arguments_are_refused_before_anything_runs() -> None:
         katib.tune(obj.returns_float, X, algorithm_name="nope", max_trial_count=1)
     with pytest.raises(ValueError, match="objective_type"):
         katib.tune(obj.returns_float, X, objective_type="up", max_trial_count=1)
+    for goal in ("high", float("nan"), float("inf"), True, [1]):
+        with pytest.raises(ValueError, match=r"objective_goal must be a finite number .*got"):
+            katib.tune(obj.returns_float, X, objective_goal=goal, max_trial_count=1)
 
 
 def test_ctrl_c_stops_the_trials_and_the_same_call_resumes(monkeypatch: pytest.MonkeyPatch,
