@@ -18,7 +18,7 @@ import yaml
 from katib.api.model import Condition, Experiment, Trial, TrialCondition as TC
 from katib.metrics.parsers import parse_rfc3339
 from katib.metrics.strategies import objective_value
-from katib.terminal import Part, fit, fit_parts, number, terminal_width
+from katib.terminal import Part, fit, fit_parts, fit_named_value, number, terminal_width
 
 __all__ = ["table", "experiment_rows", "trial_table", "optimum_text", "dump", "names", "Progress", "state_of",
            "trial_reason", "failure_output", "state_condition", "duration"]
@@ -234,16 +234,34 @@ class Progress:
                                    (s.trial_metrics_unavailable, "metrics-unavailable", 3)):
             if count:
                 parts.append((f"{count} {label}", keep, ", "))
-        if s.current_optimal_trial:
-            # The value first: it is what a cut line should still show.
-            trial, _, metrics = optimum_text(exp, params=False).partition(": ")
-            parts.append((f"best: {metrics} ({trial})", 6, " | "))
-            assigned = ", ".join(f"{a.name}={number(a.value)}" for a in s.current_optimal_trial.parameter_assignments)
-            if assigned:
-                parts.append((assigned, 1, " | "))
-        else:
-            parts.append(("best: -", 6, " | "))
+        opt = s.current_optimal_trial
+        first: str | None = None
+        value, others, assigned = "", [], ""
+        if opt and opt.best_trial_name:
+            # The objective's value first: it is what a cut line should still show; the other
+            # metrics and the trial's name go before it is cut.
+            objective = exp.spec.objective.objective_metric_name if exp.spec.objective else None
+            names = [m.name for m in (opt.observation.metrics if opt.observation else [])]
+            first = objective if objective in names else (names[0] if names else None)
+            value = _metric_value(exp, first, opt.observation) if first else ""
+            others = [f"{n}={_metric_value(exp, n, opt.observation)}" for n in names if n != first]
+            assigned = ", ".join(f"{a.name}={number(a.value)}" for a in opt.parameter_assignments)
         width = self.width if self.width is not None else terminal_width(self.out)
         # One column spare: a line that fills the last column wraps early on some terminals.
-        self.out.write(fit_parts(parts, None if width is None else max(1, width - 1)) + "\n")
+        room = None if width is None else max(1, width - 1)
+        if opt is None or not opt.best_trial_name or first is None:
+            self.out.write(fit_parts([*parts, ("best: -", 6, " | ")], room) + "\n")
+            self.out.flush()
+            return
+
+        def line_with(name: str) -> list[Part]:
+            best: list[Part] = [(f"best: {name}={value}", 6, " | ")]
+            if others:
+                best.append((", ".join(others), 2, ", "))
+            best.append((f"({opt.best_trial_name})", 3, " "))
+            if assigned:
+                best.append((assigned, 1, " | "))
+            return [*parts, *best]
+
+        self.out.write(fit_named_value(line_with, first, value, room) + "\n")
         self.out.flush()

@@ -10,9 +10,9 @@ import math
 import os
 import re
 import shutil
-from typing import Any, Sequence, TextIO, Union
+from typing import Any, Callable, Sequence, TextIO, Union
 
-__all__ = ["number", "display_width", "fit", "fit_parts", "terminal_width", "ELLIPSIS"]
+__all__ = ["number", "display_width", "fit", "fit_parts", "fit_named_value", "terminal_width", "ELLIPSIS"]
 
 ELLIPSIS = "..."  # ASCII: a terminal in the C locale cannot print "…"
 _INT = re.compile(r"[+-]?\d+")
@@ -134,3 +134,19 @@ def terminal_width(stream: TextIO, tty: bool | None = None) -> int | None:
         return os.get_terminal_size(stream.fileno()).columns or 80
     except (AttributeError, OSError, ValueError):
         return shutil.get_terminal_size().columns
+
+
+def fit_named_value(build: Callable[[str], Sequence[Part]], name: str, value: str, width: int | None,
+                    sep: str = " | ") -> str:
+    """``fit_parts(build(name), width)``, but where that would cut ``name=value`` short, the
+    name is shortened instead (``validation_top5_accuracy`` -> ``validation...``): a cut value
+    (``best: validation_to...``) tells nothing, a cut name still says which metric it is."""
+    line = fit_parts(build(name), width, sep)
+    if width is None or f"{name}={value}" in line:
+        return line
+    for keep in range(min(len(name) - 1, 40), 0, -1):  # the longest start of the name that fits
+        short = name[:keep] + ELLIPSIS
+        shorter = fit_parts(build(short), width, sep)
+        if f"{short}={value}" in shorter:
+            return shorter
+    return line

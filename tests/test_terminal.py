@@ -102,7 +102,10 @@ def test_tune_progress_redraws_in_place_within_the_terminal_width(columns: int,
     rows = [r for r in out.screen(columns) if r]
     assert rows == ["Trial t-1 failed:", "  no message", "Trial t-2 failed:", "  no message",
                     _written_lines(out.getvalue())[-1]]
-    assert "151/1000 trials | best validation_to" in rows[-1]
+    # The value shows whole; where the line is narrow, the metric's name is what gets cut.
+    assert "151/1000 trials | best " in rows[-1] and rows[-1].endswith("=0.987654")
+    if columns == 40:
+        assert "best vali...=0.987654" in rows[-1]
 
 
 def test_tune_progress_keeps_what_matters_when_narrow(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,8 +119,8 @@ def test_tune_progress_keeps_what_matters_when_narrow(monkeypatch: pytest.Monkey
     (short,) = {line for line in _written_lines(narrow.getvalue()) if "trials" in line}
     assert "[" in full and "12 failed" in full and "best validation_top5_accuracy_after_warmup=0.987654" in full
     # 39 columns: the bar, the elapsed time and the counts go first; the trial count stays,
-    # and the best value shows as much as fits.
-    assert short == "491/1000 trials | best validation_to..."
+    # and the best value shows whole, with as much of the metric's name as fits.
+    assert short == "491/1000 trials | best vali...=0.987654"
 
 
 def test_katib_run_live_lines_fit_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,8 +136,8 @@ def test_katib_run_live_lines_fit_the_terminal(monkeypatch: pytest.MonkeyPatch) 
         # Each line takes one row: none wrapped onto the next.
         assert [r for r in out.screen(columns) if r] == lines
         assert lines[-1][10:].startswith(" sweep: 0 running, 151 suc")
-        if columns == 80:  # the best trial is kept, cut; its parameters go
-            assert " succeeded, 12 failed" in lines[-2] and "| best: validation_top" in lines[-2]
+        if columns == 80:  # the best value is kept whole, its metric's name cut; its parameters go
+            assert " succeeded, 12 failed" in lines[-2] and lines[-2].endswith("| best: validatio...=0.93")
             assert "learning_rate" not in "".join(lines)
 
 
@@ -183,6 +186,6 @@ def test_wide_characters_count_as_two_columns(monkeypatch: pytest.MonkeyPatch) -
     exp.status.current_optimal_trial.observation.metrics[0].name = "精度の検証データセット"  # type: ignore[union-attr]
     Progress(out=out)(exp, [])
     (line,) = out.getvalue().splitlines()
-    assert "| best: 精度" in line
+    assert line.endswith("| best: 精...=0.9")
     # 59 columns on screen, though fewer characters: one row, nothing wrapped.
     assert len(line) < 59 and [r for r in out.screen(60) if r] == [line]

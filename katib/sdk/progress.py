@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence, TextIO
 from katib.api.model import Experiment, Trial
 from katib.metrics.strategies import objective_value
 from katib.sdk.result import tail_text, traceback_of
-from katib.terminal import display_width, fit_parts, number, terminal_width
+from katib.terminal import display_width, fit_named_value, fit_parts, number, terminal_width
 
 __all__ = ["TuneProgress"]
 
@@ -78,26 +78,30 @@ class TuneProgress:
             if count:
                 parts.append((f"{count} {label}", keep))
         best = self._best(exp)
-        if best:
-            parts.append((best, 5))
-        parts.append((f"{now - self.started:.1f}s", 1))
+        elapsed = (f"{now - self.started:.1f}s", 1)
         total = self.total or 0
         for bar in (_BAR, _BAR // 2) if total else ():
             filled = min(bar, round(bar * done / total))
-            line = " | ".join([f"[{'#' * filled}{'.' * (bar - filled)}] {parts[0][0]}", *(t for t, _ in parts[1:])])
+            texts = [t for t, _ in parts[1:]] + ([f"best {best[0]}={best[1]}"] if best else []) + [elapsed[0]]
+            line = " | ".join([f"[{'#' * filled}{'.' * (bar - filled)}] {parts[0][0]}", *texts])
             if width is None or display_width(line) <= width:
                 return line
-        return fit_parts(parts, width)
+        if best is None:
+            return fit_parts([*parts, elapsed], width)
+        name, value = best
+        return fit_named_value(lambda shown: [*parts, (f"best {shown}={value}", 5), elapsed], name, value, width)
 
     @staticmethod
-    def _best(exp: Experiment) -> str:
+    def _best(exp: Experiment) -> tuple[str, str] | None:
+        """The objective's name and best value, as shown."""
         s = exp.status
         opt = s.current_optimal_trial if s else None
         objective = exp.spec.objective
         if opt is None or not opt.best_trial_name or objective is None:
-            return ""
+            return None
         value = objective_value(opt.observation, objective)
-        return f"best {objective.objective_metric_name}={number(value)}" if value is not None else ""
+        name = objective.objective_metric_name or ""
+        return (name, number(value)) if value is not None else None
 
     def _draw(self, exp: Experiment, now: float, final: bool = False) -> None:
         if exp.status is None:
