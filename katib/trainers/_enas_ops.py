@@ -23,30 +23,16 @@ of 2). This module imports torch at the top: import it only after ``require_torc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["LayerSpec", "ChildNetwork", "OPERATION_TYPES"]
+if TYPE_CHECKING:
+    from katib.trainers.enas import LayerSpec
 
-OPERATION_TYPES = ("convolution", "separable_convolution", "depthwise_convolution", "reduction")
-_DEFAULTS: dict[str, int] = {"num_filter": 64, "filter_size": 3, "stride": 1, "depth_multiplier": 1, "pool_size": 2}
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One layer: its operation type and parameters, and the earlier outputs it also reads
-    (indices into [input, layer 1, ...], the previous layer excluded: it is always read)."""
-
-    op_type: str
-    params: dict[str, Any]
-    skips: tuple[int, ...] = ()
-
-    def int_param(self, name: str) -> int:
-        return int(self.params.get(name, _DEFAULTS[name]))
+__all__ = ["ChildNetwork"]
 
 
 class _SamePad(nn.Module):

@@ -35,6 +35,7 @@ import ast
 import json
 import os
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from katib.trainers import MissingExtraError, require_torch
@@ -43,9 +44,10 @@ from katib.trainers.data import DataError, ImageData, add_arguments, load
 if TYPE_CHECKING:
     import torch
 
-    from katib.trainers._enas_ops import ChildNetwork, LayerSpec
+    from katib.trainers._enas_ops import ChildNetwork
 
-__all__ = ["ArgumentError", "OPERATION_TYPES", "parse_value", "train", "build_network", "main"]
+__all__ = ["ArgumentError", "LayerSpec", "OPERATION_TYPES", "parse_value", "layer_specs", "train", "build_network",
+           "main"]
 
 OPERATION_TYPES = ("convolution", "separable_convolution", "depthwise_convolution", "reduction")
 REDUCTION_TYPES = ("max_pooling", "avg_pooling")
@@ -53,7 +55,23 @@ _INT_PARAMS = ("num_filter", "filter_size", "stride", "depth_multiplier", "pool_
 BATCH_SIZE = 32
 LEARNING_RATE = 3e-3
 
+_DEFAULTS: dict[str, int] = {"num_filter": 64, "filter_size": 3, "stride": 1, "depth_multiplier": 1, "pool_size": 2}
+
 Report = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer: its operation type and parameters (upstream's defaults where not given), and
+    the earlier outputs it also reads (indices into [input, layer 1, ...]; the previous layer
+    is always read and not listed)."""
+
+    op_type: str
+    params: dict[str, Any]
+    skips: tuple[int, ...] = ()
+
+    def int_param(self, name: str) -> int:
+        return int(self.params.get(name, _DEFAULTS[name]))
 
 
 class ArgumentError(ValueError):
@@ -83,8 +101,6 @@ def parse_value(text: str | Any, arg: str = "value") -> Any:
 def layer_specs(architecture: Any, nn_config: Any) -> tuple[list[LayerSpec], dict[str, Any]]:
     """The layers of ``architecture`` with their operations from ``nn_config``'s embedding,
     and the parsed nn_config; :class:`ArgumentError` on anything that does not fit."""
-    from katib.trainers._enas_ops import LayerSpec
-
     arch = parse_value(architecture, "--architecture")
     config = parse_value(nn_config, "--nn_config")
     if not isinstance(config, Mapping):
