@@ -21,8 +21,8 @@ from katib.metrics.parsers import parse_rfc3339
 from katib.metrics.strategies import objective_value
 from katib.terminal import Part, fit, fit_parts, number, terminal_width
 
-__all__ = ["table", "experiment_rows", "trial_table", "optimum_text", "architecture_text", "dump", "names", "Progress", "state_of",
-           "trial_reason", "failure_output", "state_condition", "duration"]
+__all__ = ["table", "experiment_rows", "trial_table", "optimum_text", "architecture_text", "dump", "names",
+           "Progress", "state_of", "trial_reason", "failure_output", "state_condition", "duration"]
 
 _REASON_WIDTH = 60  # the REASON column of the normal (not -o wide) tables
 _EXIT = re.compile(r"exited with status (-?\d+)")

@@ -15,9 +15,8 @@ to the layer's operation:
   what is left shrinks to it.
 
 The last layer's output goes through a ReLU, is averaged over space, dropped out (0.4) and
-mapped to the classes.
-Parameter defaults are upstream's (64 filters, size 3, stride 1, multiplier 1, max pooling
-of 2). This module imports torch at the top: import it only after ``require_torch()``.
+mapped to the classes. Parameter defaults are upstream's (64 filters, size 3, stride 1,
+multiplier 1, max pooling of 2). This module imports torch at the top: import it only after ``require_torch()``.
 """
 
 from __future__ import annotations
