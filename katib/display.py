@@ -6,6 +6,7 @@ Numbers print with 6 significant digits here (``katib.terminal.number``); ``dump
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import signal
@@ -20,8 +21,8 @@ from katib.metrics.parsers import parse_rfc3339
 from katib.metrics.strategies import objective_value
 from katib.terminal import Part, fit, fit_parts, fit_named_value, number, terminal_width
 
-__all__ = ["table", "experiment_rows", "trial_table", "optimum_text", "dump", "names", "Progress", "state_of",
-           "trial_reason", "failure_output", "state_condition", "duration"]
+__all__ = ["table", "experiment_rows", "trial_table", "optimum_text", "architecture_text", "dump", "names",
+           "Progress", "state_of", "trial_reason", "failure_output", "state_condition", "duration"]
 
 _REASON_WIDTH = 60  # the REASON column of the normal (not -o wide) tables
 _EXIT = re.compile(r"exited with status (-?\d+)")
@@ -46,6 +47,54 @@ def state_of(exp: Experiment) -> str:
     return true[-1].type if true else "Created"
 
 
+_OP_NAMES = {"convolution": "conv", "separable_convolution": "sepconv", "depthwise_convolution": "dwconv"}
+
+
+def _literal(text: Any) -> Any:
+    """An ENAS assignment's value: JSON, or the Python-quoted JSON upstream's service sends."""
+    text = str(text).strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return ast.literal_eval(text)
+
+
+def architecture_text(assignments: dict[str, Any]) -> str | None:
+    """ENAS's ``architecture`` + ``nn_config`` assignments as one short line, a layer each:
+    ``conv3x3-48/s2 > maxpool2 +in > sepconv5x5-32x2 +L1`` (operation, kernel, filters,
+    stride, depth multiplier; ``+in``/``+L1``: skip connections from the input or layer 1).
+    None when they are not there or do not parse (callers show the raw values then)."""
+    if "architecture" not in assignments or "nn_config" not in assignments:
+        return None
+    try:
+        arch, config = _literal(assignments["architecture"]), _literal(assignments["nn_config"])
+        ops = {str(k): v for k, v in config["embedding"].items()}
+        layers = []
+        for entry in arch:
+            op = ops[str(entry[0])]
+            kind, p = op["opt_type"], op.get("opt_params", {})
+            if kind == "reduction":
+                text = f"{str(p.get('reduction_type', 'max_pooling')).split('_')[0]}pool{p.get('pool_size', 2)}"
+            else:
+                k = p.get("filter_size", 3)
+                text = f"{_OP_NAMES.get(kind, kind)}{k}x{k}" + (f"-{p['num_filter']}" if "num_filter" in p else "")
+                text += "".join(f"{mark}{p[name]}" for name, mark in (("stride", "/s"), ("depth_multiplier", "x"))
+                                if str(p.get(name, 1)) != "1")
+            text += "".join(f" +{'in' if i == 0 else f'L{i}'}" for i, flag in enumerate(entry[1:]) if flag)
+            layers.append(text)
+        return " > ".join(layers)
+    except (ValueError, SyntaxError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+
+
+def _assigned(assignments: Sequence[Any]) -> str:
+    values = {a.name: a.value for a in assignments}
+    arch = architecture_text(values)
+    if arch is not None:  # nn_config is long and the same in every trial: the layers say it all
+        return f"architecture={arch}"
+    return ", ".join(f"{a.name}={number(a.value)}" for a in assignments)
+
+
 def optimum_text(exp: Experiment, params: bool = True) -> str:
     opt = exp.status.current_optimal_trial if exp.status else None
     if opt is None or not opt.best_trial_name:
@@ -59,8 +108,7 @@ def optimum_text(exp: Experiment, params: bool = True) -> str:
                         for m in (opt.observation.metrics if opt.observation else []))
     if not params:
         return f"{opt.best_trial_name}: {metrics}"
-    assigned = ", ".join(f"{a.name}={number(a.value)}" for a in opt.parameter_assignments)
-    return f"{opt.best_trial_name}: {metrics} | {assigned}"
+    return f"{opt.best_trial_name}: {metrics} | {_assigned(opt.parameter_assignments)}"
 
 
 def _metric_value(exp: Experiment, name: str, observation: Any) -> str:
@@ -170,10 +218,13 @@ def trial_table(exp: Experiment, trials: Sequence[Trial], wide: bool = False) ->
     params = [p.name for p in exp.spec.parameters]
     metrics = exp.spec.objective.metric_names if exp.spec.objective else []
     reasons = [trial_reason(t, None if wide else _REASON_WIDTH) for t in trials]
+    # An ENAS trial's parameters are its architecture: one readable column instead of none.
+    nas = bool(exp.spec.nas_config) and any(architecture_text(t.spec.assignments) for t in trials)
     rows = []
     for t, reason in zip(trials, reasons):
         a = t.spec.assignments
-        row = [t.name, t.status.state, *[number(a.get(p, "")) for p in params],
+        arch = [architecture_text(a) or a.get("architecture", "")] if nas else []
+        row = [t.name, t.status.state, *[number(a.get(p, "")) for p in params], *arch,
                *[_metric_value(exp, m, t.status.observation) for m in metrics]]
         if wide:
             row += [t.status.start_time or "", duration(t.status.start_time, t.status.completion_time)
@@ -181,7 +232,7 @@ def trial_table(exp: Experiment, trials: Sequence[Trial], wide: bool = False) ->
         if wide or any(reasons):
             row.append(reason)
         rows.append(row)
-    headers = ["TRIAL", "STATUS", *params, *metrics]
+    headers = ["TRIAL", "STATUS", *params, *(["ARCHITECTURE"] if nas else []), *metrics]
     if wide:
         headers += ["STARTED", "DURATION"]
     if wide or any(reasons):
@@ -245,7 +296,7 @@ class Progress:
             first = objective if objective in names else (names[0] if names else None)
             value = _metric_value(exp, first, opt.observation) if first else ""
             others = [f"{n}={_metric_value(exp, n, opt.observation)}" for n in names if n != first]
-            assigned = ", ".join(f"{a.name}={number(a.value)}" for a in opt.parameter_assignments)
+            assigned = _assigned(opt.parameter_assignments)
         width = self.width if self.width is not None else terminal_width(self.out)
         # One column spare: a line that fills the last column wraps early on some terminals.
         room = None if width is None else max(1, width - 1)
