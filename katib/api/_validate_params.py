@@ -21,6 +21,7 @@ __all__ = ["check_parameters", "check_nas_config"]
 _INT = re.compile(r"[+-]?\d+")
 _LIST_TYPES = (ParameterType.CATEGORICAL, ParameterType.DISCRETE)
 _RANGE_TYPES = (ParameterType.INT, ParameterType.DOUBLE)
+SKIP_CONNECTION = "skip_connection"  # DARTS's one operation without parameters
 
 
 def _number(text: str | None, path: str, what: str, integer: bool, errors: list[FieldError]) -> float | None:
@@ -110,7 +111,12 @@ def _check_parameter(p: ParameterSpec, path: str, errors: list[FieldError]) -> N
                                  f"distribution: {fs.distribution} is not supported; use one of "
                                  f"{', '.join(Distribution.ALL)}"))
     if not (fs.min or fs.max or fs.step or fs.list or fs.distribution):
-        errors.append(FieldError(f"{path}.feasibleSpace", "feasibleSpace must be specified"))
+        if p.parameter_type in _LIST_TYPES:
+            errors.append(FieldError(f"{path}.feasibleSpace", "feasibleSpace must be specified: list at "
+                                     f"least one value for a {p.parameter_type} parameter, e.g. list: ['3', '5']"))
+        else:
+            errors.append(FieldError(f"{path}.feasibleSpace", "feasibleSpace must be specified: give min and max"
+                                     + (f" for a {p.parameter_type} parameter" if p.parameter_type else "")))
         return
     if p.parameter_type in _RANGE_TYPES:
         _check_range(p, path, errors)
@@ -167,5 +173,11 @@ def check_nas_config(nas: NasConfig, path: str, algorithm: str | None) -> list[F
                                      f"(also operations[{first[op.operation_type]}]); merge them"))
         else:
             first[op.operation_type] = i
+        if not op.parameters and (algorithm == "enas" or op.operation_type != SKIP_CONNECTION):
+            # The operation's parameters are what its variants are made of (ENAS: one op id per
+            # combination; DARTS: one primitive per filter size): none means no variant at all.
+            errors.append(FieldError(f"{opath}.parameters", (
+                "must list at least one parameter, e.g. filter_size with feasibleSpace.list ['3', '5']"
+                + ("" if algorithm == "enas" else f"; only {SKIP_CONNECTION} takes none (DARTS)"))))
         errors.extend(check_parameters(op.parameters, f"{opath}.parameters"))
     return errors
