@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from katib.api.model import Distribution, ExperimentSpec, ParameterSpec, ParameterType
+from katib.api.model import Distribution, ExperimentSpec, NasConfig, ParameterSpec, ParameterType
 from katib.errors import FieldError, ValidationError
 
 __all__ = ["Parameter", "SearchSpace", "Value", "format_value"]
@@ -147,9 +147,14 @@ class Parameter:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """An ordered collection of typed parameters."""
+    """An ordered collection of typed parameters, or an architecture search's ``nasConfig``.
+
+    A NAS space has no parameters: its algorithm reads ``nas_config`` and its assignments
+    (e.g. DARTS' ``search-space``) are texts the trial reads, passed through unchanged.
+    """
 
     parameters: tuple[Parameter, ...]
+    nas_config: NasConfig | None = None
 
     def __iter__(self) -> Iterator[Parameter]:
         return iter(self.parameters)
@@ -168,9 +173,13 @@ class SearchSpace:
         return [p.name for p in self.parameters]
 
     def parse(self, assignments: dict[str, str]) -> dict[str, Value]:
+        if self.nas_config is not None:
+            return dict(assignments)
         return {p.name: p.parse(assignments[p.name]) for p in self.parameters if p.name in assignments}
 
     def format(self, values: dict[str, Value]) -> dict[str, str]:
+        if self.nas_config is not None:
+            return {name: format_value(value) for name, value in values.items()}
         return {p.name: p.format(values[p.name]) for p in self.parameters if p.name in values}
 
     def contains(self, values: dict[str, Any]) -> bool:
@@ -182,4 +191,6 @@ class SearchSpace:
 
     @classmethod
     def from_experiment(cls, spec: ExperimentSpec) -> "SearchSpace":
+        if spec.nas_config is not None and not spec.parameters:
+            return cls((), spec.nas_config)
         return cls.from_specs(spec.parameters)
