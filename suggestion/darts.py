@@ -138,7 +138,7 @@ class Darts(Algorithm):
                  max_trial_count: int | None = None, parallel_trial_count: int | None = None) -> None:
         super().__init__(space, objective, settings, max_trial_count=max_trial_count,
                          parallel_trial_count=parallel_trial_count)
-        nas = space.nas_config
+        nas = space.nas
         if nas is None:  # validate_settings rejects this; the constructor must not half-work
             raise ValidationError(FieldError(_NAS, "DARTS needs spec.nasConfig"))
         layers = nas.graph_config.num_layers if nas.graph_config else None
@@ -162,7 +162,7 @@ class Darts(Algorithm):
         parse_int(settings, "num_workers", 4, min_value=0)
         for key in ("init_channels", "print_step", "num_nodes", "stem_multiplier"):
             parse_int(settings, key, None, min_value=1)
-        _check_nas(space.nas_config)
+        _check_nas(space.nas)
         if max_trial_count != 1:
             got = "nothing" if max_trial_count is None else max_trial_count
             raise ValidationError(FieldError("spec.maxTrialCount", (

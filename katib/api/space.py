@@ -147,14 +147,15 @@ class Parameter:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """An ordered collection of typed parameters, or an architecture search's ``nasConfig``.
+    """An ordered collection of typed parameters.
 
-    A NAS space has no parameters: its algorithm reads ``nas_config`` and its assignments
-    (e.g. DARTS' ``search-space``) are texts the trial reads, passed through unchanged.
+    ``nas`` is the experiment's nasConfig, for architecture-search algorithms. Their
+    assignments (ENAS's ``architecture``/``nn_config``, DARTS's ``search-space``...) are not
+    parameters: ``parse`` and ``format`` carry them through as text.
     """
 
     parameters: tuple[Parameter, ...]
-    nas_config: NasConfig | None = None
+    nas: NasConfig | None = field(default=None, compare=False)
 
     def __iter__(self) -> Iterator[Parameter]:
         return iter(self.parameters)
@@ -173,12 +174,12 @@ class SearchSpace:
         return [p.name for p in self.parameters]
 
     def parse(self, assignments: dict[str, str]) -> dict[str, Value]:
-        if self.nas_config is not None:
-            return dict(assignments)
+        if self.nas is not None:
+            return {name: str(text) for name, text in assignments.items()}
         return {p.name: p.parse(assignments[p.name]) for p in self.parameters if p.name in assignments}
 
     def format(self, values: dict[str, Value]) -> dict[str, str]:
-        if self.nas_config is not None:
+        if self.nas is not None:
             return {name: format_value(value) for name, value in values.items()}
         return {p.name: p.format(values[p.name]) for p in self.parameters if p.name in values}
 
@@ -191,6 +192,4 @@ class SearchSpace:
 
     @classmethod
     def from_experiment(cls, spec: ExperimentSpec) -> "SearchSpace":
-        if spec.nas_config is not None and not spec.parameters:
-            return cls((), spec.nas_config)
-        return cls.from_specs(spec.parameters)
+        return cls(cls.from_specs(spec.parameters).parameters, nas=spec.nas_config)

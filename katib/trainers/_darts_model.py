@@ -14,7 +14,7 @@ reduces; a single layer is one normal cell (and ``reduce`` of the genotype stays
 from __future__ import annotations
 
 from collections import namedtuple
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, cast
 
 import torch
 from torch import nn
@@ -60,8 +60,8 @@ class Cell(nn.Module):
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
         for node_edges, w in zip(self.edges, weights):
-            states.append(sum((edge(s, w[j]) for j, (edge, s) in enumerate(zip(node_edges, states))),
-                              torch.zeros(())))
+            inputs = zip(cast(nn.ModuleList, node_edges), states)  # one edge from each earlier state
+            states.append(sum((edge(s, w[j]) for j, (edge, s) in enumerate(inputs)), torch.zeros(())))
         return torch.cat(states[2:], dim=1)
 
 

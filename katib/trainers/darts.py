@@ -13,20 +13,21 @@ search space (``katib.trainers._darts_model``) with first-order bilevel optimisa
 step the architecture parameters (alphas) take an Adam step (``alpha_lr``,
 ``alpha_weight_decay``) on a validation batch, then the weights an SGD step (``w_lr``
 annealed to ``w_lr_min`` by a cosine schedule, ``w_momentum``, ``w_weight_decay``, gradient
-norm clipped at ``w_grad_clip``) on a training batch. The training set is split in halves
-as upstream does: one to fit the weights, one to fit the alphas and to measure accuracy.
+norm clipped at ``w_grad_clip``) on a training batch. The data set's two splits serve
+as DARTS does: the training split fits the weights, the validation split fits the alphas
+and measures the accuracy.
 
-After every epoch it prints the epoch's accuracy on the validation half and the best
+After every epoch it prints the epoch's accuracy on the validation split and the best
 genotype so far, in the lines Katib's StdOut collector reads::
 
     Validation-Accuracy=0.912
     Best-Genotype=Genotype(normal=[[('max_pooling_3x3',0),('skip_connection',1)]],normal_concat=range(2,3),reduce=[],reduce_concat=range(2,3))
 
 The genotype is printed without spaces, as upstream does, so it is one token. Data:
-scikit-learn's digits by default (no download); ``--dataset cifar10 --data-dir PATH`` or
-``--dataset folder --data-dir PATH`` for CIFAR-10 or a folder of images. Runs on CPU, or on
-the first GPU when there is one. Settings not used here: ``num_workers`` (the data set is
-held in memory, so worker processes would only add overhead).
+scikit-learn's digits by default (no download); ``--data cifar10:PATH`` or ``--data
+folder:PATH`` for CIFAR-10 or a folder of images (``katib.trainers.data``). Runs on CPU, or
+on the first GPU when there is one. ``num_workers`` is accepted and unused: the data set is
+held in memory, so worker processes would only add overhead.
 """
 
 from __future__ import annotations
@@ -39,33 +40,34 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
+
+from katib.trainers import MissingExtraError, data, require_torch
 
 if TYPE_CHECKING:
     import torch
 
     from katib.trainers._darts_model import Genotype, Supernet
+    from katib.trainers.data import ImageData
 
-__all__ = ["main", "parse_value", "Settings", "format_genotype"]
-
-EXTRA_HINT = "pip install 'katib-lite[nas]'"
-
+__all__ = ["main", "parse_value", "search", "Settings", "SearchResult", "format_genotype"]
 
 def parse_value(text: str) -> Any:
-    """JSON or a Python literal, with the quotes a trial template may wrap around it removed.
+    """JSON, upstream's JSON with ``'`` for ``"`` (``{'batch_size': null}``) or a Python
+    literal, with the quotes a trial template wraps around it removed.
 
     The trainer's arguments are a dict, a list and a number, never a string, so every pair
-    of matching outer quotes is a wrapper; a value that decodes to a string (JSON inside a
-    JSON string) is decoded once more.
+    of matching outer quotes is a wrapper.
     """
     text = text.strip()
     while len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = ast.literal_eval(text)
-    return parse_value(value) if isinstance(value, str) and value.strip() != text else value
+    for attempt in (text, text.replace("'", '"')):
+        try:
+            return json.loads(attempt)
+        except ValueError:
+            pass
+    return ast.literal_eval(text)
 
 
 @dataclass(frozen=True)
@@ -125,21 +127,6 @@ def format_genotype(genotype: "Genotype") -> str:
     return str(genotype).replace(" ", "")
 
 
-def _import_torch() -> None:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise SystemExit(f"the DARTS trainer needs PyTorch: {EXTRA_HINT}") from None
-
-
-def _batches(n: int, size: int | None, generator: "torch.Generator") -> list["torch.Tensor"]:
-    import torch
-
-    order = torch.randperm(n, generator=generator)
-    step = size or n
-    return [order[i:i + step] for i in range(0, n, step)]
-
-
 def _recalibrate(model: "Supernet", x: "torch.Tensor", size: int | None) -> None:
     """Re-estimate every batch norm's statistics at the final weights (one pass over ``x``).
 
@@ -175,27 +162,37 @@ def _accuracy(model: "Supernet", x: "torch.Tensor", y: "torch.Tensor", size: int
     return correct / max(1, len(y))
 
 
-def search(settings: Settings, primitives: Sequence[str], num_layers: int, *, dataset: str = "digits",
-           data_dir: str | None = None, limit: int | None = None, seed: int = 0,
-           device: str | None = None) -> tuple["Genotype", float]:
-    """Run the bilevel search; print progress and metrics; return the best genotype and its
-    validation accuracy."""
-    import torch
+def _cycle(data: "ImageData", split: str, size: int | None, generator: "torch.Generator",
+           device: "torch.device") -> Iterator[tuple["torch.Tensor", "torch.Tensor"]]:
+    """Endless shuffled batches of ``split`` (the validation split is smaller than the
+    training split, and every training batch gets an architecture step)."""
+    n = len(data.train_y if split == "train" else data.valid_y)
+    while True:
+        yield from data.batches(split, size or n, generator=generator, device=device)
+
+
+class SearchResult(NamedTuple):
+    genotype: "Genotype"  # the best epoch's
+    accuracy: float  # the best epoch's, on the validation split
+    supernet: "Supernet"  # as trained, after the last epoch
+
+
+def search(settings: Settings, primitives: Sequence[str], num_layers: int, data: "ImageData", *,
+           seed: int = 0, device: str | None = None) -> SearchResult:
+    """Run the bilevel search (the supernet's weights and alphas start from ``seed``); print
+    progress and metrics after every epoch."""
+    torch = require_torch()
     from torch import nn
 
-    from katib.trainers import _darts_data
     from katib.trainers._darts_model import Supernet
 
     torch.manual_seed(seed)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    print(f">>> Training on {dev}", flush=True)
-    data = _darts_data.load(dataset, data_dir, limit=limit, seed=seed)
-    half = len(data.labels) // 2
-    x_train, y_train = data.images[:half].to(dev), data.labels[:half].to(dev)
-    x_valid, y_valid = data.images[half:].to(dev), data.labels[half:].to(dev)
+    print(f">>> Training on {dev}: {len(data.train_y)} training and {len(data.valid_y)} validation images "
+          f"of {data.name}", flush=True)
     model = Supernet(primitives, num_layers=num_layers, num_nodes=settings.num_nodes,
                      init_channels=settings.init_channels, stem_multiplier=settings.stem_multiplier,
-                     in_channels=data.channels, num_classes=data.num_classes).to(dev)
+                     in_channels=data.shape[0], num_classes=data.num_classes).to(dev)
     criterion = nn.CrossEntropyLoss()
     w_optim = torch.optim.SGD(list(model.weights()), settings.w_lr, momentum=settings.w_momentum,
                               weight_decay=settings.w_weight_decay)
@@ -203,32 +200,33 @@ def search(settings: Settings, primitives: Sequence[str], num_layers: int, *, da
                                    weight_decay=settings.alpha_weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(w_optim, settings.num_epochs, eta_min=settings.w_lr_min)
     generator = torch.Generator().manual_seed(seed)
+    size = settings.batch_size or len(data.train_y)
+    valid = _cycle(data, "valid", settings.batch_size, generator, dev)
+    steps = -(-len(data.train_y) // size)
     best_accuracy, best = -math.inf, model.genotype()
     for epoch in range(1, settings.num_epochs + 1):
         model.train()
-        train_batches = _batches(half, settings.batch_size, generator)
-        valid_batches = _batches(len(y_valid), settings.batch_size, generator)
         seen = correct = 0
-        for step, (t, v) in enumerate(zip(train_batches, valid_batches)):
-            t, v = t.to(dev), v.to(dev)
+        for step, (x, y) in enumerate(data.batches("train", size, generator=generator, device=dev)):
             # First-order DARTS: the alphas follow the validation loss at the current weights.
+            x_valid, y_valid = next(valid)
             alpha_optim.zero_grad()
-            criterion(model(x_valid[v]), y_valid[v]).backward()
+            criterion(model(x_valid), y_valid).backward()
             alpha_optim.step()
             w_optim.zero_grad()
-            logits = model(x_train[t])
-            loss = criterion(logits, y_train[t])
+            logits = model(x)
+            loss = criterion(logits, y)
             loss.backward()
             nn.utils.clip_grad_norm_(list(model.weights()), settings.w_grad_clip)
             w_optim.step()
-            seen += len(t)
-            correct += int((logits.argmax(1) == y_train[t]).sum())
-            if step % settings.print_step == 0 or step == len(train_batches) - 1:
-                print(f"Train: [{epoch}/{settings.num_epochs}] Step {step:03d}/{len(train_batches) - 1:03d} "
+            seen += len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            if step % settings.print_step == 0 or step == steps - 1:
+                print(f"Train: [{epoch}/{settings.num_epochs}] Step {step:03d}/{steps - 1:03d} "
                       f"Loss {loss.item():.3f} Prec@1 {correct / max(1, seen):.1%}", flush=True)
         schedule.step()
-        _recalibrate(model, x_train, settings.batch_size)
-        accuracy = _accuracy(model, x_valid, y_valid, settings.batch_size)
+        _recalibrate(model, data.train_x.to(dev), settings.batch_size)
+        accuracy = _accuracy(model, data.valid_x.to(dev), data.valid_y.to(dev), settings.batch_size)
         genotype = model.genotype()
         print(f"Valid: [{epoch}/{settings.num_epochs}] Final Prec@1 {accuracy:.4%}", flush=True)
         print(f"Model genotype = {genotype}", flush=True)
@@ -237,7 +235,7 @@ def search(settings: Settings, primitives: Sequence[str], num_layers: int, *, da
         print(f"Validation-Accuracy={accuracy:.6f}", flush=True)
         print(f"Best-Genotype={format_genotype(best)}", flush=True)
     print(f"Final best Prec@1 = {best_accuracy:.4%}", flush=True)
-    return best, best_accuracy
+    return SearchResult(best, best_accuracy, model)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -246,9 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--algorithm-settings", default="{}", help="the darts algorithm's settings (JSON or Python dict)")
     parser.add_argument("--search-space", required=True, help="the candidate operations, e.g. \"['max_pooling_3x3']\"")
     parser.add_argument("--num-layers", default="1", help="number of cells")
-    parser.add_argument("--dataset", default="digits", help="digits (default, no download), cifar10 or folder")
-    parser.add_argument("--data-dir", help="the CIFAR-10 batches or the image folder")
-    parser.add_argument("--limit", type=int, help="use at most this many examples")
+    data.add_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     args = parser.parse_args(argv)
@@ -269,19 +265,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if layers < 1:
         raise SystemExit(f"--num-layers must be a whole number above 0, got {args.num_layers!r}")
     settings = Settings.from_mapping(raw)
-    _import_torch()
+    try:
+        require_torch()
+    except MissingExtraError as exc:
+        raise SystemExit(str(exc)) from None
     from katib.trainers import _darts_ops
 
     for name in primitives:
         _darts_ops.check_primitive(name)
     threads = os.environ.get("KATIB_TRIAL_THREADS")
     if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
+        require_torch().set_num_threads(int(threads))
+    try:
+        images = data.from_args(args, seed=args.seed)
+    except data.DataError as exc:
+        raise SystemExit(str(exc)) from None
     start = time.monotonic()
-    search(settings, primitives, layers, dataset=args.dataset, data_dir=args.data_dir, limit=args.limit,
-           seed=args.seed, device=args.device)
+    search(settings, primitives, layers, images, seed=args.seed, device=args.device)
     print(f"searched in {time.monotonic() - start:.1f} s", flush=True)
     return 0
 
