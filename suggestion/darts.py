@@ -72,7 +72,7 @@ def search_space(nas: NasConfig) -> list[str]:
     primitives: list[str] = []
     for op in nas.operations:
         kind = op.operation_type or ""
-        if kind in PARAMETERLESS and not op.parameters:
+        if kind in PARAMETERLESS:  # named as is, whatever parameters it lists
             primitives.append(kind)
             continue
         for size in op.parameters[0].feasible_space.list or []:
@@ -104,11 +104,12 @@ def _check_nas(nas: NasConfig | None) -> None:
         if not kind:
             errors.append(FieldError(f"{path}.operationType", "must name the operation, e.g. separable_convolution"))
             continue
+        if kind in PARAMETERLESS:
+            continue
         if not op.parameters:
-            if kind not in PARAMETERLESS:
-                errors.append(FieldError(f"{path}.parameters", f"{kind} needs its filter sizes: add a categorical "
-                                         "parameter filter_size with a list such as [\"3\", \"5\"] (only "
-                                         f"{', '.join(PARAMETERLESS)} takes none)"))
+            errors.append(FieldError(f"{path}.parameters", f"{kind} needs its filter sizes: add a categorical "
+                                     "parameter filter_size with a list such as [\"3\", \"5\"] (only "
+                                     f"{', '.join(PARAMETERLESS)} takes none)"))
             continue
         first = op.parameters[0]
         ppath = f"{path}.parameters[0]"

@@ -206,3 +206,12 @@ def test_in_process_reply_equals_the_grpc_reply(stub: api_pb2_grpc.SuggestionStu
     exp = _experiment(_doc(UPSTREAM_GPU))
     (local,) = InProcessSuggester().suggest(exp, [], 1)
     assert dict(local.values) == _ask(stub, _doc(UPSTREAM_GPU), 1)[0]
+
+
+def test_skip_connection_is_named_as_is_even_with_parameters(stub: api_pb2_grpc.SuggestionStub) -> None:
+    # Upstream's get_search_space checks the operation type before reading any parameter.
+    doc = _doc(UPSTREAM_CPU)
+    _nas(doc)["operations"].append({"operationType": "skip_connection", "parameters": [
+        {"name": "filter_size", "parameterType": "categorical", "feasibleSpace": {"list": ["3", "5"]}}]})
+    (reply,) = _ask(stub, doc, 1)
+    assert reply["search-space"] == "['max_pooling_3x3', 'skip_connection']"
