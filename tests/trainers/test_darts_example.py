@@ -41,7 +41,7 @@ def test_katib_run_darts_example_prints_the_genotype_as_best(tmp_path: Path,
     out = capsys.readouterr().out
     (trial,) = Store().list_trials("darts-cpu")
     assert trial.status.state == "Succeeded", trial.status.conditions
-    values = {m.name: m.latest for m in trial.status.observation.metrics}  # type: ignore[union-attr]
+    values = {m.name: m.latest or "" for m in trial.status.observation.metrics}  # type: ignore[union-attr]
     genotype = values["Best-Genotype"]
     assert genotype.startswith("Genotype(normal=[[(") and genotype.endswith("reduce_concat=range(2,4))")
     assert 0.0 <= float(values["Validation-Accuracy"]) <= 1.0
