@@ -2,7 +2,7 @@
 packaged supernet trainer searches, the collector reads the genotype, and the CLI shows it as
 the best and in `katib get trials`.
 
-The example itself takes about two minutes on 2 CPUs; this runs the same file with its
+The example itself takes one to four minutes on 2 CPUs; this runs the same file with its
 settings shrunk (one epoch, two channels, 64 images) so the whole path stays under a minute.
 """
 
