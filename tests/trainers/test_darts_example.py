@@ -2,8 +2,8 @@
 packaged supernet trainer searches, the collector reads the genotype, and the CLI shows it as
 the best and in `katib get trials`.
 
-The example itself takes one to four minutes on 2 CPUs; this runs the same file with its
-settings shrunk (one epoch, two channels, 64 images) so the whole path stays under a minute.
+The example itself takes under a minute on 2 CPUs; this runs the same file with its
+settings shrunk (one epoch, two channels, 64 images) so the whole path takes seconds.
 """
 
 from __future__ import annotations
