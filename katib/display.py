@@ -18,7 +18,7 @@ import yaml
 
 from katib.api.model import Condition, Experiment, Trial, TrialCondition as TC
 from katib.metrics.parsers import parse_rfc3339
-from katib.metrics.strategies import objective_value
+from katib.metrics.strategies import metric_value, objective_text
 from katib.terminal import Part, fit, fit_parts, fit_named_value, number, terminal_width
 
 __all__ = ["table", "experiment_rows", "trial_table", "optimum_text", "architecture_text", "dump", "names",
@@ -116,8 +116,9 @@ def _metric_value(exp: Experiment, name: str, observation: Any) -> str:
     if m is None:
         return ""
     strategy = exp.spec.objective.strategy_for(name) if exp.spec.objective else "latest"
-    value = getattr(m, strategy, None) or m.latest
-    return number(value)
+    # A string metric (DARTS' Best-Genotype) has no min or max: metric_value falls back to latest.
+    value = metric_value(observation, name, strategy)
+    return number(value) if value is not None else number(m.latest)
 
 
 # -- why a trial ended as it did --------------------------------------------------------------
@@ -194,7 +195,7 @@ def experiment_rows(experiments: Sequence[Experiment], wide: bool = False) -> st
         best = ""
         opt = s.current_optimal_trial if s else None
         if opt and opt.observation and e.spec.objective:
-            v = objective_value(opt.observation, e.spec.objective)
+            v = objective_text(opt.observation, e.spec.objective)  # a string metric stays text
             best = f"{e.spec.objective.objective_metric_name}={number(v)}"
         row = [e.name, e.metadata.namespace, state_of(e), e.spec.algorithm.algorithm_name if e.spec.algorithm else "",
                f"{(s.trials_succeeded or 0) if s else 0}/{(s.trials or 0) if s else 0}", best,

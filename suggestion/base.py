@@ -29,6 +29,12 @@ The one short reply left is a finite space with fewer than ``n`` unseen points (
 end): those are all there is. Set ``maxTrialCount`` to at most the number of points to keep
 every reply exact (grid's validation requires it when it is set).
 
+One exception to "distinct": an algorithm whose trials are not points of a space but runs of
+one search (DARTS: every trial gets the same settings and operations and searches the
+architecture itself) returns ``n`` equal assignments, as upstream's service does; its trials
+differ by name. Such an algorithm requires ``maxTrialCount: 1`` in ``validate_settings``, so
+it is never asked for a second, identical trial unless the first one failed.
+
 Algorithms import no grpc, kubernetes or sqlalchemy (checked by a test).
 """
 

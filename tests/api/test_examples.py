@@ -86,7 +86,7 @@ NAS_VALUES = {
     "architecture": "[[1]]",
     "nn_config": "{'num_layers': 1, 'input_sizes': [8, 8, 1], 'output_sizes': [10], 'embedding': {'1': "
                  "{'opt_id': 1, 'opt_type': 'convolution', 'opt_params': {'num_filter': '48', 'stride': '1'}}}}",
-    "algorithm-settings": "{'num_epochs': '1', 'num_nodes': '1'}",
+    "algorithm-settings": "{'num_epochs': '1', 'num_nodes': '1', 'init_channels': '2', 'stem_multiplier': '1'}",
     "search-space": "['max_pooling_3x3', 'separable_convolution_3x3', 'skip_connection']",
     "num-layers": "1",
 }
