@@ -23,6 +23,7 @@ _BUILTIN: dict[str, str] = {
     "cmaes": "suggestion.cmaes:CMAES",
     "sobol": "suggestion.sobol:Sobol",
     "hyperband": "suggestion.hyperband:Hyperband",
+    "enas": "suggestion.enas:ENAS",
 }
 
 _registry: Registry[Algorithm] = Registry(Algorithm, ENTRY_POINT_GROUP, _BUILTIN, "spec.algorithm.algorithmName",

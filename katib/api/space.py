@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from katib.api.model import Distribution, ExperimentSpec, ParameterSpec, ParameterType
+from katib.api.model import Distribution, ExperimentSpec, NasConfig, ParameterSpec, ParameterType
 from katib.errors import FieldError, ValidationError
 
 __all__ = ["Parameter", "SearchSpace", "Value", "format_value"]
@@ -147,9 +147,15 @@ class Parameter:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """An ordered collection of typed parameters."""
+    """An ordered collection of typed parameters.
+
+    ``nas`` is the experiment's nasConfig, for architecture-search algorithms. Their
+    assignments (ENAS's ``architecture``/``nn_config``, DARTS's ``search-space``...) are not
+    parameters: ``parse`` and ``format`` carry them through as text.
+    """
 
     parameters: tuple[Parameter, ...]
+    nas: NasConfig | None = field(default=None, compare=False)
 
     def __iter__(self) -> Iterator[Parameter]:
         return iter(self.parameters)
@@ -168,9 +174,13 @@ class SearchSpace:
         return [p.name for p in self.parameters]
 
     def parse(self, assignments: dict[str, str]) -> dict[str, Value]:
+        if self.nas is not None:
+            return {name: str(text) for name, text in assignments.items()}
         return {p.name: p.parse(assignments[p.name]) for p in self.parameters if p.name in assignments}
 
     def format(self, values: dict[str, Value]) -> dict[str, str]:
+        if self.nas is not None:
+            return {name: format_value(value) for name, value in values.items()}
         return {p.name: p.format(values[p.name]) for p in self.parameters if p.name in values}
 
     def contains(self, values: dict[str, Any]) -> bool:
@@ -182,4 +192,4 @@ class SearchSpace:
 
     @classmethod
     def from_experiment(cls, spec: ExperimentSpec) -> "SearchSpace":
-        return cls.from_specs(spec.parameters)
+        return cls(cls.from_specs(spec.parameters).parameters, nas=spec.nas_config)

@@ -43,7 +43,7 @@ def check_settings(exp: Experiment) -> list[FieldError]:
 
     errors: list[FieldError] = []
     spec = exp.spec
-    if spec.algorithm is None or not spec.algorithm.algorithm_name or spec.nas_config is not None:
+    if spec.algorithm is None or not spec.algorithm.algorithm_name:
         return errors
     try:
         cls = registry.get(spec.algorithm.algorithm_name)
