@@ -84,8 +84,8 @@ def run_enas(search: SearchSpace, seed: int, trials: int, parallel: int, setting
     from suggestion.enas import ENAS
 
     objective = ObjectiveSpec(type="maximize", objective_metric_name="Validation-Accuracy")
-    ENAS.validate_settings(settings, search, objective)
-    algo = ENAS(search, objective, settings, seed=seed)
+    ENAS.validate_settings(settings, search, objective, parallel_trial_count=parallel)
+    algo = ENAS(search, objective, settings, parallel_trial_count=parallel, seed=seed)
     scores: list[float] = []
     while len(scores) < trials:
         batch = algo.ask(min(parallel, trials - len(scores)))

@@ -15,9 +15,10 @@ architectures trials ran and the objective each reached.
 
 ``ReplayedPolicy.fit`` makes the state a function of the history alone. Finished trials are
 ordered by (start order, name); round ``k`` runs ``train_steps`` Adam steps on the first
-``k`` of them. A finish that lands inside that order (a trial that started earlier finished
-later) replays from the last checkpoint before it, so a long-lived instance and one rebuilt
-from the whole history after a restart hold the same weights. Only CPU and seeded
+``k * round_size`` of them (the rest get a provisional round). A finish that lands inside
+that order (a trial that started earlier finished later) replays from the last checkpoint
+before it, so a long-lived instance and one rebuilt from the whole history after a restart
+hold the same weights. Only CPU and seeded
 generators are used, so the same history gives the same suggestions.
 
 Imported only when torch is installed (the ``nas`` extra).
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 Architecture = list[list[int]]
 Observed = tuple[tuple[float, str], Architecture, float]  # (sort key, architecture, reward)
 
-_KEEP_CHECKPOINTS = 16  # replay from scratch when a finish lands further back than this
+_KEEP_CHECKPOINTS = 8  # besides the initial state; a finish further back replays from there
 
 
 @dataclass(frozen=True)
@@ -184,66 +185,73 @@ class Policy(nn.Module):
 
 
 class ReplayedPolicy:
-    """A policy trained round by round on observed (architecture, reward) pairs, with
-    checkpoints so that a history that changes in the middle replays only from there."""
+    """A policy trained round by round on observed (architecture, reward) pairs.
 
-    def __init__(self, num_layers: int, num_operations: int, settings: ControllerSettings, seed: int) -> None:
+    A round closes every ``round_size`` finished trials (the experiment's parallel trial
+    count: about one round per batch, as upstream trains once per GetSuggestions call) and
+    is checkpointed; trials beyond the last closed round get a provisional round on top of
+    it that is redone when more finish. A history that changes before the end (a trial that
+    started earlier finished later) replays from the last checkpoint before the change."""
+
+    def __init__(self, num_layers: int, num_operations: int, settings: ControllerSettings, seed: int,
+                 round_size: int = 1) -> None:
         self.num_layers = num_layers
         self.num_operations = num_operations
         self.settings = settings
         self.seed = seed
-        self.rounds = 0  # rounds trained (also the number of leading history entries used)
-        self._trained: list[Observed] = []
-        self._fresh()
-        # round index -> (policy weights, optimizer state, baseline)
-        self._checkpoints: dict[int, tuple[dict[str, Any], dict[str, Any], float | None]] = {}
-
-    def _fresh(self) -> None:
-        self.policy = Policy(self.num_layers, self.num_operations, self.settings, self.seed)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.settings.learning_rate)
+        self.round_size = max(1, round_size)
+        self.rounds = 0  # rounds trained, provisional one included
+        self.policy = Policy(num_layers, num_operations, settings, seed)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=settings.learning_rate)
         self.baseline: float | None = None
-        self.rounds = 0
+        # history entries consumed -> (policy weights, optimizer state, baseline, rounds)
+        self._checkpoints: dict[int, tuple[dict[str, Any], dict[str, Any], float | None, int]] = {}
+        self._save(0)
+        self._closed: list[Observed] = []   # the history the checkpoints were trained on
+        self._fitted: list[Observed] | None = []
 
-    def _restore(self, rounds: int) -> None:
-        usable = [r for r in self._checkpoints if r <= rounds]
-        if not usable:
-            self._fresh()
-            self._checkpoints.clear()
-            return
-        best = max(usable)
-        weights, optim, baseline = self._checkpoints[best]
+    def _save(self, consumed: int) -> None:
+        self._checkpoints[consumed] = (copy.deepcopy(self.policy.state_dict()),
+                                       copy.deepcopy(self.optimizer.state_dict()), self.baseline, self.rounds)
+        for key in sorted(k for k in self._checkpoints if k)[:-_KEEP_CHECKPOINTS]:
+            del self._checkpoints[key]
+
+    def _restore(self, consumed: int) -> int:
+        """Load the last checkpoint at or before ``consumed``; return where it is."""
+        best = max(k for k in self._checkpoints if k <= consumed)
+        weights, optim, baseline, rounds = self._checkpoints[best]
         self.policy.load_state_dict(copy.deepcopy(weights))
         self.optimizer.load_state_dict(copy.deepcopy(optim))
-        self.baseline = baseline
-        self.rounds = best
-        for r in [r for r in self._checkpoints if r > best]:
-            del self._checkpoints[r]
+        self.baseline, self.rounds = baseline, rounds
+        for key in [k for k in self._checkpoints if k > best]:
+            del self._checkpoints[key]
+        return best
 
     def fit(self, history: Sequence[Observed]) -> None:
         """Bring the policy to the state the ordered ``history`` defines."""
         history = sorted(history, key=lambda item: item[0])
+        if history == self._fitted:
+            return
         common = 0
-        for old, new in zip(self._trained, history):
-            if old[0] != new[0] or old[2] != new[2] or old[1] != new[1]:
+        for old, new in zip(self._closed, history):
+            if old != new:
                 break
             common += 1
-        if common < self.rounds:
-            log.debug("history changed at round %d of %d; replaying", common, self.rounds)
-            self._restore(common)
-        self._trained = list(history[:self.rounds])
-        while self.rounds < len(history):
-            self._round(history[:self.rounds + 1])
-            self.rounds += 1
-            self._trained = list(history[:self.rounds])
-            self._checkpoints[self.rounds] = (copy.deepcopy(self.policy.state_dict()),
-                                              copy.deepcopy(self.optimizer.state_dict()), self.baseline)
-            for r in sorted(self._checkpoints)[:-_KEEP_CHECKPOINTS]:
-                del self._checkpoints[r]
+        closed = len(history) // self.round_size * self.round_size
+        start = self._restore(min(common, closed))
+        for end in range(start + self.round_size, closed + 1, self.round_size):
+            self._round(history[:end])
+            self._save(end)
+        self._closed = list(history[:closed])
+        if closed < len(history):
+            self._round(history)  # provisional: redone from the checkpoint next time
+        self._fitted = list(history)
 
     def _round(self, pairs: Sequence[Observed]) -> None:
         s = self.settings
         architectures = Policy.encode([arc for _, arc, _ in pairs])
         rewards = torch.tensor([reward for _, _, reward in pairs], dtype=torch.float32)
+        self.rounds += 1
         if self.baseline is None:
             # The moving average starts at the first rewards seen, not at 0: from 0 every
             # early architecture would look better than average and be reinforced.
@@ -262,7 +270,7 @@ class ReplayedPolicy:
             self.optimizer.step()
             if step % s.log_every_steps == 0:
                 log.debug("controller round %d step %d: loss %.4f, entropy %.4f, baseline %.4f",
-                          self.rounds + 1, step, float(loss.detach()), float(out.entropy.mean()), self.baseline)
+                          self.rounds, step, float(loss.detach()), float(out.entropy.mean()), self.baseline)
 
     def sample(self, n: int, seed: int) -> list[Architecture]:
         generator = torch.Generator().manual_seed(seed)

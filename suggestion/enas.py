@@ -147,7 +147,8 @@ class ENAS(Algorithm):
             seed = int.from_bytes(hashlib.sha256(doc.encode()).digest()[:4], "big")
         self.seed = seed
         self.controller: ReplayedPolicy = ReplayedPolicy(self.nas.num_layers, self.nas.num_operations,
-                                                         self.controller_settings, seed)
+                                                         self.controller_settings, seed,
+                                                         round_size=parallel_trial_count or 1)
         # name -> (sort key, architecture or None, reward or None); every trial ever told.
         self._trials: dict[str, tuple[tuple[float, str], list[list[int]] | None, float | None]] = {}
 

@@ -35,7 +35,8 @@ from tests.rpc.doubles import free_port
 
 pytestmark = pytest.mark.usefixtures("requires_torch")
 
-FAST = {"controller_train_steps": "3"}  # the restart tests compare states, not learning
+# The restart tests compare controller states: few steps, but large enough to move the policy.
+FAST = {"controller_train_steps": "3", "controller_learning_rate": "0.05"}
 
 
 def _cat(name: str, *values: str) -> ParameterSpec:
@@ -88,14 +89,14 @@ def experiment(name: str = "enas-test", settings: dict[str, str] | None = None, 
     )
 
 
-def make(settings: dict[str, str] | None = None, **kwargs: Any) -> Any:
+def make(settings: dict[str, str] | None = None, *, parallel: int | None = None, **kwargs: Any) -> Any:
     from suggestion.enas import ENAS
 
     exp = experiment(settings=settings, **kwargs)
     space = SearchSpace.from_experiment(exp.spec)
     assert exp.spec.objective is not None
     ENAS.validate_settings(settings or {}, space, exp.spec.objective)
-    return ENAS(space, exp.spec.objective, settings or {})
+    return ENAS(space, exp.spec.objective, settings or {}, parallel_trial_count=parallel)
 
 
 # --- the search space and reply format --------------------------------------------------------
@@ -369,10 +370,12 @@ def result(name: str, values: Any, order: int, value: float | None, state: str =
     return TrialResult(name, dict(values), state if value is not None else TrialState.RUNNING, value, order=order)
 
 
-def test_rebuilt_from_history_suggests_the_same() -> None:
+@pytest.mark.parametrize("parallel", [None, 2, 3])
+def test_rebuilt_from_history_suggests_the_same(parallel: int | None) -> None:
     """A long-lived instance told trials as they finish (out of start order) and a fresh one
-    told everything at once hold the same controller: same next suggestions."""
-    live = make(FAST)
+    told everything at once hold the same controller: same next suggestions. (Rounds close
+    every ``parallel`` finished trials; with 2, closed and provisional rounds alternate.)"""
+    live = make(FAST, parallel=parallel)
     trials: list[TrialResult] = []
     for round_ in range(4):
         batch = live.ask(3)
@@ -384,13 +387,15 @@ def test_rebuilt_from_history_suggests_the_same() -> None:
             done = result(f"t{start + i}", batch[i].values, start + i, score(str(batch[i].values["architecture"])))
             trials[start + i] = done
             live.tell([done])
-            if round_ == 2 and i == 0:
-                live.ask(0)  # a call in between trains on the partial history
-    rebuilt = make(FAST)
+            live.ask(1)  # each call trains on the partial history it has
+    rebuilt = make(FAST, parallel=parallel)
     rebuilt.tell(trials)
     expected = [a.values for a in live.ask(5)]
     assert [a.values for a in rebuilt.ask(5)] == expected
-    assert [a.values for a in make(FAST).ask(5)] != expected, "the history did not change the controller"
+    # the same trials with other values: the same sampling seeds, another controller
+    other = make(FAST, parallel=parallel)
+    other.tell([result(t.name, t.assignments, int(t.order), 1.0 - (t.value or 0.0)) for t in trials])
+    assert [a.values for a in other.ask(5)] != expected, "the controller's training changed nothing"
 
 
 def test_batches_are_distinct_and_new() -> None:
