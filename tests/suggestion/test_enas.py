@@ -463,3 +463,15 @@ def test_katib_run_restarted_suggests_the_same() -> None:
     expected = [a.values for a in live.suggest(exp, trials, 3)]
     assert [a.values for a in InProcessSuggester().suggest(exp, trials, 3)] == expected
     assert [a.values for a in InProcessSuggester().suggest(exp, trials[:4], 3)] != expected
+
+
+def test_katib_validate_refuses_an_operation_without_parameters() -> None:
+    from katib.backends.local import prepare
+
+    exp = experiment_from_example()
+    assert exp.spec.nas_config is not None
+    exp.spec.nas_config.operations[2].parameters = []
+    with pytest.raises(ValidationError) as err:
+        prepare(exp, local=False)
+    assert [e.path for e in err.value.errors] == ["spec.nasConfig.operations[2].parameters"]
+    assert "at least one parameter" in str(err.value)
