@@ -61,8 +61,12 @@ def space(layers: int) -> SearchSpace:
 def trainer(epochs: int, cache_file: Path | None = None) -> tuple[Evaluate, dict[str, float]]:
     """``evaluate(architecture, nn_config) -> validation accuracy``, cached per architecture
     (and in ``cache_file`` across runs with the same layers and epochs, when given)."""
-    from katib.trainers import data as datasets
-    from katib.trainers.enas import train
+    try:
+        from katib.trainers import data as datasets
+        from katib.trainers.enas import train
+    except ImportError as exc:
+        raise SystemExit(f"benchmarks/nas.py needs the ENAS child trainer (katib.trainers.enas) and PyTorch: "
+                         f"pip install -e '.[nas]' ({exc})") from exc
 
     loaded = datasets.load("digits", input_sizes=[8, 8, 1], seed=0)
     cache: dict[str, float] = {}
