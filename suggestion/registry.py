@@ -24,6 +24,7 @@ _BUILTIN: dict[str, str] = {
     "sobol": "suggestion.sobol:Sobol",
     "hyperband": "suggestion.hyperband:Hyperband",
     "darts": "suggestion.darts:Darts",
+    "enas": "suggestion.enas:ENAS",
 }
 
 _registry: Registry[Algorithm] = Registry(Algorithm, ENTRY_POINT_GROUP, _BUILTIN, "spec.algorithm.algorithmName",
