@@ -21,7 +21,7 @@ from katib.metrics.parsers import parse_rfc3339
 from katib.metrics.strategies import metric_value, objective_text
 from katib.terminal import Part, fit, fit_parts, fit_named_value, number, terminal_width
 
-__all__ = ["table", "experiment_rows", "trial_table", "optimum_text", "architecture_text", "dump", "names",
+__all__ = ["table", "experiment_rows", "trial_table", "optimum_text", "architecture_text", "genotype_text", "dump", "names",
            "Progress", "state_of", "trial_reason", "failure_output", "state_condition", "duration"]
 
 _REASON_WIDTH = 60  # the REASON column of the normal (not -o wide) tables
@@ -87,6 +87,35 @@ def architecture_text(assignments: dict[str, Any]) -> str | None:
         return None
 
 
+_GENOTYPE = re.compile(r"(normal|reduce)=(\[.*?\]\])")
+_PRIMITIVES = {"separable_convolution": "sepconv", "dilated_convolution": "dilconv", "max_pooling": "maxpool",
+               "avg_pooling": "avgpool", "skip_connection": "skip", "convolution": "conv"}
+
+
+def genotype_text(value: Any) -> str | None:
+    """DARTS's ``Best-Genotype`` metric as one short line, a cell type each and a node per
+    ``|``, each node's two inputs as ``op<input`` (input 0 and 1: the two previous cells,
+    2 on: the cell's earlier nodes): ``normal: sepconv3x3<1 sepconv3x3<0 | sepconv3x3<0
+    skip<2; reduce: ...``. None when ``value`` is not a genotype (callers show it as is)."""
+    text = str(value)
+    if not text.startswith("Genotype("):
+        return None
+    cells = []
+    try:
+        for kind, nodes in _GENOTYPE.findall(text):
+            shown = []
+            for node in ast.literal_eval(nodes):
+                edges = []
+                for op, source in node:
+                    base, _, kernel = str(op).rpartition("_") if re.search(r"_\d+x\d+$", str(op)) else (op, "", "")
+                    edges.append(f"{_PRIMITIVES.get(base, base)}{kernel}<{int(source)}")
+                shown.append(" ".join(edges))
+            cells.append(f"{kind}: " + " | ".join(shown))
+    except (ValueError, SyntaxError, TypeError):
+        return None
+    return "; ".join(cells) if cells else None
+
+
 def _assigned(assignments: Sequence[Any]) -> str:
     values = {a.name: a.value for a in assignments}
     arch = architecture_text(values)
@@ -111,14 +140,17 @@ def optimum_text(exp: Experiment, params: bool = True) -> str:
     return f"{opt.best_trial_name}: {metrics} | {_assigned(opt.parameter_assignments)}"
 
 
-def _metric_value(exp: Experiment, name: str, observation: Any) -> str:
+def _metric_value(exp: Experiment, name: str, observation: Any, compact: bool = False) -> str:
+    """A metric's value as shown; ``compact`` (tables, live lines) shortens a DARTS genotype
+    to its cells, where the best-trial line and ``describe`` keep it whole to copy."""
     m = observation.metric(name) if observation else None
     if m is None:
         return ""
     strategy = exp.spec.objective.strategy_for(name) if exp.spec.objective else "latest"
     # A string metric (DARTS' Best-Genotype) has no min or max: metric_value falls back to latest.
     value = metric_value(observation, name, strategy)
-    return number(value) if value is not None else number(m.latest)
+    shown = number(value) if value is not None else number(m.latest)
+    return (genotype_text(shown) or shown) if compact else shown
 
 
 # -- why a trial ended as it did --------------------------------------------------------------
@@ -226,7 +258,7 @@ def trial_table(exp: Experiment, trials: Sequence[Trial], wide: bool = False) ->
         a = t.spec.assignments
         arch = [architecture_text(a) or a.get("architecture", "")] if nas else []
         row = [t.name, t.status.state, *[number(a.get(p, "")) for p in params], *arch,
-               *[_metric_value(exp, m, t.status.observation) for m in metrics]]
+               *[_metric_value(exp, m, t.status.observation, compact=True) for m in metrics]]
         if wide:
             row += [t.status.start_time or "", duration(t.status.start_time, t.status.completion_time)
                     if t.status.start_time and t.status.state != "Pending" else ""]
@@ -295,8 +327,8 @@ class Progress:
             objective = exp.spec.objective.objective_metric_name if exp.spec.objective else None
             names = [m.name for m in (opt.observation.metrics if opt.observation else [])]
             first = objective if objective in names else (names[0] if names else None)
-            value = _metric_value(exp, first, opt.observation) if first else ""
-            others = [f"{n}={_metric_value(exp, n, opt.observation)}" for n in names if n != first]
+            value = _metric_value(exp, first, opt.observation, compact=True) if first else ""
+            others = [f"{n}={_metric_value(exp, n, opt.observation, compact=True)}" for n in names if n != first]
             assigned = _assigned(opt.parameter_assignments)
         width = self.width if self.width is not None else terminal_width(self.out)
         # One column spare: a line that fills the last column wraps early on some terminals.

@@ -63,3 +63,16 @@ def test_the_trial_table_and_the_best_trial_show_the_architecture() -> None:
     out = io.StringIO()
     Progress(out, width=None)(exp, trials)
     assert out.getvalue().rstrip().endswith("| architecture=conv3x3-48/s2 > avgpool3 +in > sepconv5x5-32x2 +L1")
+
+
+def test_a_darts_genotype_shows_as_its_cells() -> None:
+    from katib.display import genotype_text
+
+    genotype = ("Genotype(normal=[[('separable_convolution_3x3',1),('separable_convolution_3x3',0)],"
+                "[('dilated_convolution_5x5',0),('skip_connection',2)]],normal_concat=range(2,4),"
+                "reduce=[[('max_pooling_3x3',0),('avg_pooling_3x3',1)],[('max_pooling_3x3',2),"
+                "('separable_convolution_3x3',0)]],reduce_concat=range(2,4))")
+    assert genotype_text(genotype) == (
+        "normal: sepconv3x3<1 sepconv3x3<0 | dilconv5x5<0 skip<2; "
+        "reduce: maxpool3x3<0 avgpool3x3<1 | maxpool3x3<2 sepconv3x3<0")
+    assert genotype_text("0.97") is None and genotype_text("Genotype(broken") is None
