@@ -501,6 +501,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `katib get trials X | head`: the reader has what it wanted. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again, and exit as a
+        # process killed by SIGPIPE would (128 + 13), without a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover
