@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -26,9 +26,7 @@ from katib.api.model import Experiment
 from katib.api.space import SearchSpace
 from katib.cli import main
 from katib.rpc import api_pb2_grpc, converters
-from katib.rpc.server import ManagedServer
 from suggestion.inprocess import InProcessSuggester
-from suggestion.service import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_CPU = ROOT / "tests/api/upstream_examples/nas/darts-cpu.yaml"
@@ -60,16 +58,6 @@ def _with_settings(doc: dict[str, Any], **settings: str) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
     doc["spec"]["algorithm"]["algorithmSettings"] = [{"name": k, "value": v} for k, v in settings.items()]
     return doc
-
-
-@pytest.fixture(scope="module")
-def stub() -> Iterator[api_pb2_grpc.SuggestionStub]:
-    server: ManagedServer = serve(0, "127.0.0.1", remotes={})
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield api_pb2_grpc.SuggestionStub(channel)
-    finally:
-        server.stop(None)
 
 
 def _validate_error(stub: api_pb2_grpc.SuggestionStub, doc: dict[str, Any]) -> grpc.RpcError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from typing import Any, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -27,7 +27,6 @@ from katib.api.model import (
 from katib.api.space import SearchSpace
 from katib.errors import SettingsError, ValidationError
 from katib.rpc import api_pb2, api_pb2_grpc, converters
-from katib.rpc.server import ManagedServer
 from suggestion.base import TrialResult, TrialState
 from suggestion.service import serve
 from tests.nas.conftest import need_torch, requires_torch  # noqa: F401
@@ -164,19 +163,6 @@ def test_bad_setting_is_named(settings: dict[str, str], setting: str) -> None:
 @pytest.mark.parametrize("settings", GOOD_SETTINGS)
 def test_upstream_settings_are_accepted(settings: dict[str, str]) -> None:
     make(settings).ask(1)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ManagedServer]:
-    srv = serve(0, "127.0.0.1", remotes={})
-    yield srv
-    srv.stop(None)
-
-
-@pytest.fixture(scope="module")
-def stub(server: ManagedServer) -> Iterator[api_pb2_grpc.SuggestionStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        yield api_pb2_grpc.SuggestionStub(channel)
 
 
 @pytest.mark.parametrize("settings,setting", BAD_SETTINGS)

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import pytest
@@ -37,7 +36,6 @@ from katib.api.model import (
 from katib.api.space import SearchSpace
 from katib.errors import SearchSpaceExhausted
 from katib.rpc import api_pb2, api_pb2_grpc, converters
-from katib.rpc.server import ManagedServer
 from suggestion import registry
 from suggestion.base import TrialResult, TrialState
 from suggestion.hyperband import LABEL_FILLER
@@ -68,19 +66,6 @@ def _require(algorithm: str) -> None:
         if exc.name and exc.name.startswith("suggestion."):
             pytest.skip(f"{exc.name} is not written yet")
         raise
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ManagedServer]:
-    srv = serve(0, "127.0.0.1", remotes={})
-    yield srv
-    srv.stop(None)
-
-
-@pytest.fixture(scope="module")
-def stub(server: ManagedServer) -> Iterator[api_pb2_grpc.SuggestionStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        yield api_pb2_grpc.SuggestionStub(channel)
 
 
 # --- a minimal upstream-like controller ------------------------------------------------------
