@@ -17,6 +17,12 @@ to the layer's operation:
 The last layer's output goes through a ReLU, is averaged over space, dropped out (0.4) and
 mapped to the classes. Parameter defaults are upstream's (64 filters, size 3, stride 1,
 multiplier 1, max pooling of 2). This module imports torch at the top: import it only after ``require_torch()``.
+
+For ENAS weight sharing, :meth:`ChildNetwork.shared_keys` names every tensor (parameters and
+batch-norm running statistics) by what makes it reusable across child networks: the layer, its
+operation id and its input channels (``layer2.op1.in17.3.weight``), and the classifier by its
+shape (``classifier.16x10.weight``). The network has no separate stem: the first layer reads
+the images.
 """
 
 from __future__ import annotations
@@ -89,8 +95,11 @@ class ChildNetwork(nn.Module):
         self.skips = [spec.skips for spec in layers]
         channels = [input_shape[0]]
         ops: list[nn.Module] = []
-        for spec in layers:
+        self._op_prefixes: list[str] = []
+        for n, spec in enumerate(layers, 1):
             in_ch = channels[-1] + sum(channels[i] for i in spec.skips)
+            op_name = f"op{spec.op_id}" if spec.op_id is not None else spec.op_type
+            self._op_prefixes.append(f"layer{n}.{op_name}.in{in_ch}")
             if spec.op_type == "reduction":
                 stride = spec.params.get("stride")
                 kind = str(spec.params.get("reduction_type", "max_pooling"))
@@ -103,6 +112,21 @@ class ChildNetwork(nn.Module):
         self.ops = nn.ModuleList(ops)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(channels[-1], num_classes)
+
+    def shared_keys(self) -> dict[str, str]:
+        """Each state-dict name mapped to its key in the shared weight store: the same
+        operation at the same layer on the same input channels gets the same key in every
+        child network of an experiment (the index inside the operation's block is fixed by its
+        type); the classifier is keyed by its input and output sizes."""
+        keys: dict[str, str] = {}
+        for name in self.state_dict():
+            head, _, rest = name.partition(".")
+            if head == "ops":
+                index, _, tail = rest.partition(".")
+                keys[name] = f"{self._op_prefixes[int(index)]}.{tail}"
+            elif head == "classifier":
+                keys[name] = f"classifier.{self.classifier.in_features}x{self.classifier.out_features}.{rest}"
+        return keys
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs = [x]

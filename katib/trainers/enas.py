@@ -25,7 +25,22 @@ Data: ``--data digits`` (default, no download), ``cifar10:PATH`` or ``folder:PAT
 ``KATIB_TRIAL_THREADS`` threads (1 by default: trials run side by side). The same seed
 gives the same result on the same machine.
 
-From Python, :func:`train` returns the last epoch's validation accuracy.
+Weight sharing (ENAS's core idea): with ``--shared-weights DIR`` a child loads, before it
+trains, the tensors earlier children of the experiment left in ``DIR`` for the same operation at
+the same layer on the same input channels (and the classifier of the same shape); tensors whose
+key or shape differ keep their fresh initialisation. After training it writes back every tensor
+it used (last writer wins per tensor). It prints, in words the metrics collector ignores::
+
+    shared-weights: loaded 12 of 20 tensors from runs/default/my-enas/enas-shared-weights
+
+By default, when ``KATIB_TRIAL_DIR`` is set (``katib run`` sets it to the trial's directory),
+the store is the experiment's ``$KATIB_TRIAL_DIR/../enas-shared-weights``; otherwise (and with
+``--shared-weights none``) every child trains from scratch. On Kubernetes, point it at a volume
+the experiment's trial pods share. Trials reading and writing side by side take a file lock in
+the store; see :mod:`katib.trainers._shared_weights`.
+
+From Python, :func:`train` returns the last epoch's validation accuracy; its ``shared_weights``
+is off (None) unless given.
 """
 
 from __future__ import annotations
@@ -36,6 +51,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from katib.trainers import MissingExtraError, require_torch
@@ -69,6 +85,7 @@ class LayerSpec:
     op_type: str
     params: dict[str, Any]
     skips: tuple[int, ...] = ()
+    op_id: int | None = None  # the operation's id in nn_config's embedding (names shared weights)
 
     def int_param(self, name: str) -> int:
         return int(self.params.get(name, _DEFAULTS[name]))
@@ -131,7 +148,7 @@ def layer_specs(architecture: Any, nn_config: Any) -> tuple[list[LayerSpec], dic
             raise ArgumentError(f"--nn_config: embedding has no operation {entry[0]} (used by {where}); "
                                 f"it has {', '.join(sorted(ops))}")
         specs.append(LayerSpec(_op_type(op, entry[0]), _op_params(op, entry[0]),
-                               tuple(i for i, flag in enumerate(entry[1:]) if flag)))
+                               tuple(i for i, flag in enumerate(entry[1:]) if flag), entry[0]))
     return specs, dict(config)
 
 
@@ -203,19 +220,24 @@ def _num_classes(config: Mapping[str, Any]) -> int | None:
 def train(architecture: Any, nn_config: Any, *, num_epochs: int = 1, seed: int = 0,
           data: str | ImageData = "digits", device: str | torch.device | None = None,
           batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE,
-          report: Report | None = None, threads: int | None = None) -> float:
+          report: Report | None = None, threads: int | None = None,
+          shared_weights: str | Path | None = None) -> float:
     """Build the child network, train it ``num_epochs`` epochs on ``data`` (a ``--data`` spec or
     an :class:`~katib.trainers.data.ImageData` already loaded) and return the last epoch's
     validation accuracy. ``report(epoch, metrics)`` is called after each epoch.
 
     ``threads`` CPU threads (default ``$KATIB_TRIAL_THREADS`` or 1) while it trains: the child
-    networks are small, and more threads than free cores make them many times slower."""
+    networks are small, and more threads than free cores make them many times slower.
+
+    ``shared_weights``: the directory of the shared weight store (see the module docstring);
+    None trains from scratch and leaves no trace."""
     torch = require_torch()
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads if threads is not None else _env_threads()))
     try:
         return _train(architecture, nn_config, num_epochs=num_epochs, seed=seed, data=data, device=device,
-                      batch_size=batch_size, learning_rate=learning_rate, report=report)
+                      batch_size=batch_size, learning_rate=learning_rate, report=report,
+                      shared_weights=shared_weights)
     finally:
         torch.set_num_threads(before)
 
@@ -229,7 +251,7 @@ def _env_threads() -> int:
 
 def _train(architecture: Any, nn_config: Any, *, num_epochs: int, seed: int, data: str | ImageData,
            device: str | torch.device | None, batch_size: int, learning_rate: float,
-           report: Report | None) -> float:
+           report: Report | None, shared_weights: str | Path | None) -> float:
     torch = require_torch()
     if num_epochs < 1:
         raise ArgumentError(f"--num_epochs: must be at least 1, got {num_epochs}")
@@ -246,6 +268,14 @@ def _train(architecture: Any, nn_config: Any, *, num_epochs: int, seed: int, dat
     from katib.trainers._enas_ops import ChildNetwork
 
     model = ChildNetwork(specs, dataset.shape, classes).to(dev)
+    shared_keys = model.shared_keys()
+    if shared_weights is not None:
+        from katib.trainers import _shared_weights
+
+        loaded = _shared_weights.load_into(model, shared_keys, shared_weights)
+        # No "name=value" here: the StdOut collector would record it as a metric.
+        print(f"shared-weights: loaded {len(loaded)} of {len(shared_keys)} tensors from {shared_weights}",
+              flush=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     loss_fn = torch.nn.CrossEntropyLoss()
     order = torch.Generator().manual_seed(seed)
@@ -266,6 +296,9 @@ def _train(architecture: Any, nn_config: Any, *, num_epochs: int, seed: int, dat
         if report is not None:
             report(epoch, {"Training-Loss": total_loss / seen, "Training-Accuracy": correct / seen,
                            "Validation-Accuracy": accuracy})
+    if shared_weights is not None:
+        _shared_weights.save_from(model, shared_keys, shared_weights)
+        print(f"shared-weights: saved {len(shared_keys)} tensors to {shared_weights}", flush=True)
     return accuracy
 
 
@@ -295,6 +328,12 @@ def _print_metrics(epoch: int, metrics: dict[str, float]) -> None:
     print(f"epoch={epoch} " + " ".join(f"{k}={v:.6f}" for k, v in metrics.items()), flush=True)
 
 
+def _store(value: str | None) -> Path | None:
+    from katib.trainers._shared_weights import resolve_store
+
+    return resolve_store(value)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m katib.trainers.enas",
                                      description="Train the child network an ENAS suggestion describes.")
@@ -306,6 +345,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=int, default=BATCH_SIZE)
     parser.add_argument("--learning_rate", type=float, default=LEARNING_RATE)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shared-weights", "--shared_weights", dest="shared_weights", default=None, metavar="DIR",
+                        help="directory of the experiment's shared weight store, or none to train from scratch "
+                             "(default: $KATIB_TRIAL_DIR/../enas-shared-weights when KATIB_TRIAL_DIR is set, "
+                             "else none)")
     args = parser.parse_args(argv)
     try:
         require_torch()
@@ -315,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dataset = load(args.data, input_sizes=_input_sizes(config), seed=args.seed, limit=args.data_limit)
         train(args.architecture, args.nn_config, num_epochs=args.num_epochs, seed=args.seed, data=dataset,
               device="cpu" if args.num_gpus == 0 else None, batch_size=args.batch_size,
-              learning_rate=args.learning_rate, report=_print_metrics)
+              learning_rate=args.learning_rate, report=_print_metrics, shared_weights=_store(args.shared_weights))
     except (MissingExtraError, ArgumentError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
