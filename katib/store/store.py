@@ -412,8 +412,9 @@ def _insert_observations(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     stored already, see ``ObservationRow``). Metrics are the hot write path (every trial
     reports all the time), and SQLAlchemy's per-row parameter processing costs more than
     SQLite's insert itself, so SQLite and PyMySQL get the driver's executemany directly:
-    sqlite3 prepares the statement once, PyMySQL rewrites it into multi-row INSERTs. Others
-    (psycopg2) go through SQLAlchemy's insertmanyvalues, which sends multi-row VALUES pages.
+    sqlite3 prepares the statement once, PyMySQL rewrites it into multi-row INSERTs, and
+    psycopg2's execute_values sends multi-row VALUES pages. Other drivers go through
+    SQLAlchemy.
 
     Repeats are skipped by the unique index, not looked up first: one statement, no race
     between two writers. ``ON CONFLICT DO NOTHING`` (SQLite, PostgreSQL) and MySQL's no-op
@@ -430,6 +431,18 @@ def _insert_observations(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         conn.exec_driver_sql(
             f"INSERT INTO observation_logs ({columns}) VALUES (%s, %s, %s, %s, %s, %s)"
             " ON DUPLICATE KEY UPDATE id = id", rows)
+    elif dialect == "postgresql" and driver == "psycopg2":
+        # SQLAlchemy sends an ON CONFLICT insert row by row (its insertmanyvalues batching
+        # leaves such statements out): 4-5x slower than plain multi-row VALUES. psycopg2's
+        # execute_values sends the pages itself, on the transaction's own connection.
+        from psycopg2.extras import execute_values  # type: ignore[import-untyped]
+
+        cursor = conn.connection.cursor()
+        try:
+            execute_values(cursor, f"INSERT INTO observation_logs ({columns}) VALUES %s ON CONFLICT DO NOTHING",
+                           rows, page_size=1000)
+        finally:
+            cursor.close()
     else:
         params = [dict(zip(_OBS_COLUMNS, r)) for r in rows]
         if dialect == "postgresql":
