@@ -298,13 +298,32 @@ def cmd_logs(args: argparse.Namespace) -> int:
     store = _store(args)
     trial = _get_trial(store, args.trial, args.namespace)
 
+    log = _trial_log(trial)
+
     def ended() -> bool:
         from katib.api.model import TrialCondition
 
-        return bool(store.get_trial(args.trial, args.namespace).status.state in TrialCondition.COMPLETED)
+        if store.get_trial(args.trial, args.namespace).status.state in TrialCondition.COMPLETED:
+            return True
+        # A trial whose runner was killed stays Running in the store until `katib run` is
+        # started again; its directory says whether its process has ended meanwhile.
+        return _process_ended(log.parent)
 
-    return logs.show(_trial_log(trial), sys.stdout, tail=args.tail, follow=args.follow, ended=ended,
-                     trial=trial.name)
+    return logs.show(log, sys.stdout, tail=args.tail, follow=args.follow, ended=ended, trial=trial.name)
+
+
+def _process_ended(directory: Path) -> bool:
+    """Whether the local trial process recorded in ``directory`` has ended: it wrote its exit
+    status, or it was started and nothing holds its lock any more."""
+    from katib.backends.local.process import TrialProcess
+
+    proc = TrialProcess(directory)
+    if proc.exit_code() is not None:
+        return True
+    try:
+        return proc.recorded() and not proc.adopt()
+    except RuntimeError:  # a lock held by a process that recorded no pid: not ours to judge
+        return False
 
 
 def _version_text() -> str:

@@ -342,3 +342,25 @@ def test_a_command_without_its_subcommand_prints_usage(argv: list[str], capsys: 
         code = exc.code  # type: ignore[assignment]
     assert code == 2
     assert capsys.readouterr().err.startswith(f"usage: katib {' '.join(argv)}".rstrip())
+
+
+def test_logs_follow_ends_when_the_process_ended_while_no_runner_watched(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `katib run` was killed: the store still says Running, but the trial's wrapper recorded
+    # its exit status on disk. Following its log must end, not wait for a runner forever.
+    store = _store_experiment()
+    _store_trial(store, "sweep-orphan", "Running")
+    log = _trial_log("sweep-orphan", "epoch 1\nepoch 2\n")
+    (log.parent / "pid").write_text("999999999 0\n")
+    (log.parent / "exitcode").write_text("0")
+    out = _Screen()
+    monkeypatch.setattr(sys, "stdout", out)
+    sleeps = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) > 100:
+            raise AssertionError("katib logs -f kept following a trial whose process had ended")
+
+    monkeypatch.setattr("katib.logs.time.sleep", sleep)
+    assert main(["logs", "sweep-orphan", "-f"]) == 0
+    assert out.getvalue() == "epoch 1\nepoch 2\n"
