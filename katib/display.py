@@ -17,6 +17,7 @@ from typing import Any, Sequence, TextIO
 import yaml
 
 from katib.api.model import Condition, Experiment, Trial, TrialCondition as TC
+from katib.api.nasvalue import parse_nas_value
 from katib.metrics.parsers import parse_rfc3339
 from katib.metrics.strategies import metric_value, objective_text
 from katib.terminal import Part, fit, fit_parts, fit_named_value, number, terminal_width
@@ -50,15 +51,6 @@ def state_of(exp: Experiment) -> str:
 _OP_NAMES = {"convolution": "conv", "separable_convolution": "sepconv", "depthwise_convolution": "dwconv"}
 
 
-def _literal(text: Any) -> Any:
-    """An ENAS assignment's value: JSON, or the Python-quoted JSON upstream's service sends."""
-    text = str(text).strip()
-    try:
-        return json.loads(text)
-    except ValueError:
-        return ast.literal_eval(text)
-
-
 def architecture_text(assignments: dict[str, Any]) -> str | None:
     """ENAS's ``architecture`` + ``nn_config`` assignments as one short line, a layer each:
     ``conv3x3-48/s2 > maxpool2 +in > sepconv5x5-32x2 +L1`` (operation, kernel, filters,
@@ -67,7 +59,8 @@ def architecture_text(assignments: dict[str, Any]) -> str | None:
     if "architecture" not in assignments or "nn_config" not in assignments:
         return None
     try:
-        arch, config = _literal(assignments["architecture"]), _literal(assignments["nn_config"])
+        arch = parse_nas_value(str(assignments["architecture"]))
+        config = parse_nas_value(str(assignments["nn_config"]))
         ops = {str(k): v for k, v in config["embedding"].items()}
         layers = []
         for entry in arch:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from katib.api.model import NasConfig, ParameterSpec, ParameterType
+from katib.api.nasvalue import parse_nas_value
 from katib.errors import FieldError, ValidationError
 
 __all__ = ["Operation", "NasSpace", "MAX_OPERATIONS", "architecture_text", "parse_architecture"]
@@ -158,10 +159,7 @@ def architecture_text(architecture: Sequence[Sequence[int]]) -> str:
 def parse_architecture(text: str) -> Any:
     """The decoded ``architecture`` assignment of a trial (quotes a template may have wrapped
     around it removed), or None when it does not parse."""
-    text = text.strip()
-    while len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        text = text[1:-1].strip()
     try:
-        return json.loads(text.replace("'", '"'))
-    except ValueError:
+        return parse_nas_value(text)
+    except (ValueError, SyntaxError):
         return None

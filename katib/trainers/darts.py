@@ -33,8 +33,6 @@ held in memory, so worker processes would only add overhead.
 from __future__ import annotations
 
 import argparse
-import ast
-import json
 import math
 import os
 import sys
@@ -42,6 +40,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 
+from katib.api.nasvalue import parse_nas_value
 from katib.trainers import MissingExtraError, data, require_torch
 
 if TYPE_CHECKING:
@@ -59,15 +58,7 @@ def parse_value(text: str) -> Any:
     The trainer's arguments are a dict, a list and a number, never a string, so every pair
     of matching outer quotes is a wrapper.
     """
-    text = text.strip()
-    while len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        text = text[1:-1].strip()
-    for attempt in (text, text.replace("'", '"')):
-        try:
-            return json.loads(attempt)
-        except ValueError:
-            pass
-    return ast.literal_eval(text)
+    return parse_nas_value(text)
 
 
 @dataclass(frozen=True)

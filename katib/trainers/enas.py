@@ -46,14 +46,13 @@ is off (None) unless given.
 from __future__ import annotations
 
 import argparse
-import ast
-import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from katib.api.nasvalue import parse_nas_value, unwrap
 from katib.trainers import MissingExtraError, require_torch
 from katib.trainers.data import DataError, ImageData, add_arguments, load
 
@@ -101,17 +100,10 @@ def parse_value(text: str | Any, arg: str = "value") -> Any:
     removed. Values that are not strings (already parsed) are returned as they are."""
     if not isinstance(text, str):
         return text
-    text = text.strip()
-    while len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        text = text[1:-1].strip()
     try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(text)
+        return parse_nas_value(text)
     except (ValueError, SyntaxError) as exc:
-        raise ArgumentError(f"{arg}: {text[:80]!r} is neither JSON nor a Python literal ({exc}); "
+        raise ArgumentError(f"{arg}: {unwrap(text)[:80]!r} is neither JSON nor a Python literal ({exc}); "
                             "pass the value the ENAS suggestion assigned, quoted as the trial template quotes it") from exc
 
 
