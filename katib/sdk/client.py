@@ -57,6 +57,13 @@ class KatibClient:
     def _ns(self, namespace: str | None) -> str:
         return namespace or self.namespace
 
+    @property
+    def store(self) -> Any:
+        """The local store this client reads (``katib.store.Store``), None on Kubernetes: for
+        readers that need more than upstream's methods, such as the dashboard's brief,
+        incremental trial reads."""
+        return self._store
+
     def _local_only_reads(self, method: str) -> None:
         if self._kube is None:
             raise ValueError(f"KatibClient.{method}() needs the Kubernetes backend; locally, experiments are "

@@ -348,6 +348,25 @@ class Store:
         if result.rowcount == 0:
             raise NotFoundError(f"trial {ns}/{trial.name} not found")
 
+    def trials_version(self, experiment_name: str, namespace: str = DEFAULT_NAMESPACE) -> tuple[int, datetime | None]:
+        """(count, last update time) of the experiment's trials: changes whenever one is
+        created or updated, so a reader that keeps trials knows when to read again."""
+        from katib.store import brief
+
+        with self._read() as conn:
+            return brief.trials_version(conn, experiment_name, _ns(namespace))
+
+    def list_trials_brief(self, experiment_name: str, namespace: str = DEFAULT_NAMESPACE,
+                          updated_since: datetime | None = None) -> list[Trial]:
+        """The experiment's trials in creation order with only what tables and plots read
+        (name, creation time, assignments, start and completion time, observation, and the
+        condition that gives the state), several times faster than ``list_trials``;
+        ``updated_since``: only those created or updated since then (see ``katib.store.brief``)."""
+        from katib.store import brief
+
+        with self._read() as conn:
+            return brief.list_trials_brief(conn, experiment_name, _ns(namespace), updated_since)
+
     @staticmethod
     def _trial(meta: dict[str, Any], spec: dict[str, Any],
                status: dict[str, Any] | None) -> Trial:
