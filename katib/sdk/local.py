@@ -193,6 +193,7 @@ def run_local(objective: Callable[[dict[str, Any]], Any], plan: Plan, args: Expe
                   f"{exp.name!r}.", file=sys.stderr)
             raise KeyboardInterrupt
         result = TuneResult.from_experiment(exp, store.list_trials(exp.name, args.namespace), log_path)
+        result.db_url = store.url.render_as_string(hide_password=False)
         store.close()
         if progress:
             print(result.summary(), file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Plots of an experiment's trials (public API filled in by the figures)."""
