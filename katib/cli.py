@@ -371,6 +371,17 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from katib.ui import server
+
+    missing = server.missing_extra()
+    if missing is not None:
+        sys.stderr.write(f"katib ui: the dashboard needs the ui extra ({missing} is not installed): "
+                         "pip install 'katib-lite[ui]'\n")
+        return EXIT_INVALID
+    return server.serve(args)
+
+
 def _delegate(module: str, argv: list[str]) -> int:
     import importlib
 
@@ -464,6 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("name")
     db(rm)
     rm.set_defaults(func=cmd_delete)
+
+    from katib.ui.server import add_parser as add_ui_parser
+
+    add_ui_parser(sub).set_defaults(func=cmd_ui)
 
     # Listed for `katib --help`; `main` hands their arguments to the service modules, so
     # only `--help` (or nothing) of `katib suggestion` and `katib earlystop` reaches these.
