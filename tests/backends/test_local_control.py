@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -18,7 +18,7 @@ from katib.backends.local.control import STOP_REQUESTED
 from katib.errors import NotFoundError, ValidationError
 from katib.sdk.client import KatibClient
 from katib.store import Store
-from tests.backends.localexp import experiment, write
+from tests.backends.localexp import experiment, stop_runners_left, write
 
 # Reports 0.2 s apart, four by default: a trial lasts about a second (or STEPS / 5 s).
 TRIAL = """
@@ -74,6 +74,12 @@ def gone(pid: int) -> bool:
 
 def true_conditions(exp: Experiment) -> list[tuple[str, str | None]]:
     return [(c.type, c.reason) for c in exp.status.conditions if c.status == "True"] if exp.status else []
+
+
+@pytest.fixture(autouse=True)
+def _no_runner_left() -> Iterator[None]:
+    yield
+    stop_runners_left(Path(os.environ["KATIB_HOME"]))
 
 
 @pytest.fixture

@@ -239,14 +239,18 @@ def create(store: Any, exp: Experiment, *, workdir: str | None = None) -> Experi
     local.prepare(exp)  # ValidationError listing every problem, as katib run prints them
     check_resumable(exp)  # a ConfigMap template would not reach the runner
     namespace = exp.metadata.namespace or "default"
-    with local.exclusive(exp):  # no `katib run` of this name starts meanwhile
+
+    def refuse_taken() -> None:
         try:
             store.get_experiment(exp.name, namespace)
         except NotFoundError:
-            pass
-        else:
-            raise AlreadyExistsError(f"experiment {namespace}/{exp.name} exists already; choose another name or "
-                                     f"delete it first (katib delete experiment {exp.name})")
+            return
+        raise AlreadyExistsError(f"experiment {namespace}/{exp.name} exists already; choose another name or "
+                                 f"delete it first (katib delete experiment {exp.name})")
+
+    refuse_taken()  # before the lock: its runner would hold that, and "being run" says less
+    with local.exclusive(exp):  # no `katib run` of this name starts meanwhile
+        refuse_taken()
         local.open_experiment(store, exp)
         (_run_dir(exp.name, namespace) / "experiment.yaml").write_text(dump_yaml(exp))
     detached.start(store, exp.name, namespace, workdir=workdir)
