@@ -70,7 +70,7 @@ class KatibClient:
     def _ns(self, namespace: str | None) -> str:
         return namespace or self.namespace
 
-    def _kubernetes_only(self, method: str) -> None:
+    def _local_only_reads(self, method: str) -> None:
         if self._kube is None:
             raise ValueError(f"KatibClient.{method}() needs the Kubernetes backend: the local backend has no "
                              "Suggestion objects (its algorithms run inside the experiment's runner)")
@@ -341,12 +341,12 @@ class KatibClient:
 
     # -- suggestions (Kubernetes only) -----------------------------------------------------
     def get_suggestion(self, name: str, namespace: str | None = None, timeout: float = 120) -> dict[str, Any]:
-        self._kubernetes_only("get_suggestion")
+        self._local_only_reads("get_suggestion")
         return self._kube.get("suggestions", name, self._ns(namespace), timeout)  # type: ignore[no-any-return]
 
     def list_suggestions(self, namespace: str | None = None, timeout: float = 120) -> list[dict[str, Any]]:
         """Suggestions (upstream lists experiments here by mistake, reference §11.1)."""
-        self._kubernetes_only("list_suggestions")
+        self._local_only_reads("list_suggestions")
         return self._kube.list("suggestions", self._ns(namespace), timeout=timeout)  # type: ignore[no-any-return]
 
     # -- tune ------------------------------------------------------------------------------
