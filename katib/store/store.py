@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -245,6 +245,26 @@ class Store:
                 meta=meta, spec=experiment.spec.to_dict(), status=_status(experiment),
                 updated=_now(),
             ))
+
+    def edit_experiment(self, name: str, namespace: str, change: Callable[[Experiment], None]) -> Experiment:
+        """Read the experiment, let ``change`` edit its spec, labels or annotations, and write
+        those back, in one transaction with the row locked: two editors (a dashboard raising
+        the budget, a runner clearing a stop request) never undo each other. The status is
+        neither written nor lost: it is its runner's to write. Returns the edited experiment."""
+        ns = _ns(namespace)
+        with self._write() as conn:
+            row = conn.execute(select(_EXP.c.id, _EXP.c.meta, _EXP.c.spec, _EXP.c.status).where(
+                _EXP.c.namespace == ns, _EXP.c.name == name).with_for_update()).first()
+            if row is None:
+                raise NotFoundError(f"experiment {ns}/{name} not found")
+            experiment = self._experiment(row.meta, row.spec, row.status)
+            change(experiment)
+            meta = experiment.metadata.to_dict()
+            meta.update(namespace=ns, name=name, uid=row.meta["uid"],
+                        creationTimestamp=row.meta["creationTimestamp"])
+            conn.execute(update(_EXP).where(_EXP.c.id == row.id).values(
+                meta=meta, spec=experiment.spec.to_dict(), updated=_now()))
+        return experiment
 
     def update_experiment_status(self, experiment: Experiment) -> None:
         """Replace the experiment's status only (what a runner changes on every loop)."""
