@@ -18,6 +18,8 @@ from katib.errors import FieldError, ValidationError
 
 __all__ = ["parse", "check", "summary", "budget_value"]
 
+_TEXT = "<text>"  # what the loader calls text that is not a file
+
 
 def parse(text: str, namespace: str) -> tuple[Experiment, ConfigMapLookup]:
     """The one Experiment of pasted YAML or JSON (and the ConfigMaps beside it)."""
@@ -26,11 +28,24 @@ def parse(text: str, namespace: str) -> tuple[Experiment, ConfigMapLookup]:
     if not text.strip():
         raise ValidationError([FieldError("", "paste an Experiment (YAML or JSON) first")])
     config_maps = ConfigMapLookup()
-    # A trailing newline: the loader takes a one-line string for a file name, and text pasted
-    # into a web page must never be read as a path on the server.
-    exp = load_experiment(text if text.endswith("\n") else text + "\n", config_maps=config_maps)
+    try:
+        # A trailing newline: the loader takes a one-line string for a file name, and text
+        # pasted into a web page must never be read as a path on the server.
+        exp = load_experiment(text if text.endswith("\n") else text + "\n", config_maps=config_maps)
+    except ValidationError as exc:
+        raise ValidationError([FieldError(_where(e.path), e.message) for e in exc.errors]) from None
     exp.metadata.namespace = exp.metadata.namespace or namespace
     return exp, config_maps
+
+
+def _where(path: str) -> str:
+    """``<text>:4:1`` (the loader's name for text) as ``line 4, column 1``."""
+    if not path.startswith(_TEXT):
+        return path
+    parts = path[len(_TEXT):].lstrip(":").split(":")
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        return f"line {parts[0]}, column {parts[1]}"
+    return "the pasted text" + path[len(_TEXT):]
 
 
 def check(exp: Experiment, config_maps: ConfigMapLookup, *, local: bool) -> list[str]:

@@ -64,6 +64,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from katib.ui.app import create_app, plotly_js
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations chatter at INFO (-v)
     factory, source = client_factory(args)
     kube = kubernetes_mode(args)
     app = create_app(factory, backend="kubernetes" if kube else "local", namespace=args.namespace,

@@ -92,7 +92,9 @@ export async function experimentView(root, settings, ns, name) {
 
   function render(e) {
     current = e;
-    const running = ["Running", "Created", "Restarting"].includes(e.status);
+    // Locally a stop reaches the experiment's runner: only when one is working on it.
+    const running = e.runner === null || e.runner === undefined
+      ? ["Running", "Created", "Restarting"].includes(e.status) : e.runner;
     replace(head, h("div", { class: "toolbar" },
       h("h1", {}, h("a", { href: "/", class: "crumb" }, "Experiments"), " / ", e.name, " ", badge(e.status)),
       h("span", { class: "spacer" }),
