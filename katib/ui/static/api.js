@@ -70,8 +70,20 @@ export function watch(params, token, onUpdate, onProblem) {
       onProblem({ message: "Lost the connection to the dashboard's server; retrying…", kind: "Disconnected" });
     }
   };
-  return () => source.close();
+  // A page left for another may be kept for the Back button; its stream must not stay open
+  // meanwhile (the browser allows six connections to a server, and the next page needs them).
+  const stop = () => source.close();
+  window.addEventListener("pagehide", stop);
+  return () => {
+    window.removeEventListener("pagehide", stop);
+    stop();
+  };
 }
+
+// Back to a page the browser kept: its stream was closed when it was left; start afresh.
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) window.location.reload();
+});
 
 export const info = (() => {
   let cached = null;
