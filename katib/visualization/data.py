@@ -27,7 +27,7 @@ from katib.metrics.values import finite_number
 if TYPE_CHECKING:
     from katib.sdk.result import TuneResult
 
-__all__ = ["Parameter", "TrialPoint", "ExperimentData", "Curves", "curves_from_logs", "curve_trials",
+__all__ = ["Parameter", "TrialPoint", "ExperimentData", "Curves", "FINISHED_STATES", "curves_from_logs", "curve_trials",
            "load_experiment", "load_curves"]
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ Curves = dict[str, list[tuple[float, float]]]
 _LOG = (Distribution.LOG_UNIFORM, Distribution.LOG_NORMAL)
 # States in which a trial is still under way: its duration runs to now.
 _ACTIVE = ("Running",)
+# Trials that ended with a value worth plotting: a failed or killed trial's last report, or a
+# running trial's latest, is not a result of its parameters.
+FINISHED_STATES = ("Succeeded", "EarlyStopped")
 
 
 @dataclass(frozen=True)
@@ -134,15 +137,14 @@ class ExperimentData:
         raise KeyError(name)
 
     def finished(self) -> list[TrialPoint]:
-        """The trials with a value of the objective, in creation order."""
-        return [t for t in self.trials if t.value is not None]
+        """The trials that succeeded or were stopped early with a value of the objective, in
+        creation order: the ones the plots draw."""
+        return [t for t in self.trials if t.value is not None and t.state in FINISHED_STATES]
 
     def best_trial(self) -> TrialPoint | None:
-        """The trial with the best objective value (the first of equals), or None."""
+        """The finished trial with the best objective value (the first of equals), or None."""
         best: TrialPoint | None = None
-        for t in self.trials:
-            if t.value is None:
-                continue
+        for t in self.finished():
             if best is None or (t.value < best.value if self.minimize else t.value > best.value):  # type: ignore[operator]
                 best = t
         return best
