@@ -114,7 +114,8 @@ class TrialPoint:
 @dataclass
 class ExperimentData:
     """An experiment as the plots see it: ``metric_names`` lists the objective first, then
-    the additional metrics; ``trials`` are in creation order."""
+    the additional metrics; ``trials`` are in creation order; ``db_url``: the local store it
+    was read from, if any (where ``load_curves`` reads by default)."""
 
     name: str
     namespace: str
@@ -125,6 +126,8 @@ class ExperimentData:
     parameters: list[Parameter]
     metric_names: list[str]
     trials: list[TrialPoint]
+    # The local store it was read from (None: elsewhere), where its learning curves are.
+    db_url: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def minimize(self) -> bool:
@@ -198,8 +201,11 @@ class ExperimentData:
         trial records (no times; parameter types from the values)."""
         source = getattr(result, "experiment", None)
         if source is not None:
-            return cls.from_experiment(source, getattr(result, "trial_objects", None) or [])
-        return _from_records(result)
+            data = cls.from_experiment(source, getattr(result, "trial_objects", None) or [])
+        else:
+            data = _from_records(result)
+        data.db_url = getattr(result, "db_url", None)
+        return data
 
 
 def _direction(kind: str | None) -> str:
@@ -318,26 +324,30 @@ def load_experiment(name: str, namespace: str = "default", *, db_url: str | None
     """An experiment of the local store (``db_url``, default ``$KATIB_DB_URL`` or
     ``~/.katib/katib.db``). Raises ``katib.errors.NotFoundError`` when there is none."""
     from katib.sdk.client import KatibClient
+    from katib.store.engine import default_url
 
     client = KatibClient(backend="local", db_url=db_url)
     try:
         exp = client.get_experiment(name, namespace)
-        return ExperimentData.from_experiment(exp, client.list_trials(name, namespace))
+        data = ExperimentData.from_experiment(exp, client.list_trials(name, namespace))
     finally:
         client.close()
+    data.db_url = db_url or default_url()  # where it was read from, even if the environment changes
+    return data
 
 
 def load_curves(data: ExperimentData, metric: str | None = None, *, db_url: str | None = None,
                 client: Any = None, trials: Sequence[str] | None = None, max_points: int = 200) -> Curves:
     """Learning curves of ``metric`` (default the objective) for ``trials`` (default
     ``curve_trials(data)``), read with ``client.get_trial_metrics`` (a ``KatibClient`` of
-    either backend) or from the local store at ``db_url``."""
+    either backend) or from the local store at ``db_url`` (default the one ``data`` was read
+    from, else ``$KATIB_DB_URL``)."""
     names = list(trials) if trials is not None else curve_trials(data)
     own = client is None
     if own:
         from katib.sdk.client import KatibClient
 
-        client = KatibClient(backend="local", db_url=db_url)
+        client = KatibClient(backend="local", db_url=db_url or data.db_url)
     try:
         logs = {n: client.get_trial_metrics(n, data.namespace) for n in names}
     finally:

@@ -131,10 +131,14 @@ def intermediate(data: ExperimentData, curves: Curves, metric: str | None = None
     best = data.best_trial()
     best_name = best.name if best is not None and best.name in chosen and curves.get(best.name) else None
     for t in drawn:
-        if t.name == best_name:
-            continue  # drawn last, on top, in its own color
         curve = curves[t.name]
         stopped = t.state == "EarlyStopped"
+        if stopped:
+            ends_x.append(curve[-1][0])
+            ends_y.append(curve[-1][1])
+            ends_text.append(t.name)
+        if t.name == best_name:
+            continue  # drawn last, on top, in its own color
         group = "EarlyStopped" if stopped else "Trials"
         traces.append({
             "type": kind_of_trace, "mode": "lines", "name": group, "legendgroup": group,
@@ -145,10 +149,6 @@ def intermediate(data: ExperimentData, curves: Curves, metric: str | None = None
             "opacity": 0.9 if stopped else 0.55,
             "hovertemplate": f"<b>{t.name}</b> ({t.state})<br>step=%{{x}}<br>{metric}=%{{y}}<extra></extra>"})
         seen_group.add(group)
-        if stopped:
-            ends_x.append(curve[-1][0])
-            ends_y.append(curve[-1][1])
-            ends_text.append(t.name)
     if ends_x:
         traces.append({"type": kind_of_trace, "mode": "markers", "name": "EarlyStopped (last report)",
                        "x": ends_x, "y": ends_y, "text": ends_text,
