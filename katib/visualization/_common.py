@@ -21,7 +21,10 @@ Figure = dict[str, Any]
 # Beyond this many points a trace is drawn with WebGL ("scattergl"): SVG slows down a
 # browser noticeably past a few thousand markers.
 WEBGL_FROM = 1000
-COLORSCALE = "Blues"
+# ColorBrewer's Blues, light to dark, spelled out: plotly.js's own "Blues" runs dark to light,
+# plotly.py's light to dark, and the figure must read the same in both.
+COLORSCALE = [[i / 8, c] for i, c in enumerate(("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6",
+                                               "#2171b5", "#08519c", "#08306b"))]
 MARKER = "#1f77b4"
 BEST = "#d62728"
 EARLY = "#ff7f0e"

@@ -23,7 +23,7 @@ _COLUMNS = 3  # slice_plot(): subplots per row
 
 
 def _reverse(data: ExperimentData) -> bool:
-    # "Blues" runs light to dark with the value: reversed when smaller is better.
+    # COLORSCALE runs light to dark with the value: reversed when smaller is better.
     return data.minimize
 
 
@@ -38,6 +38,9 @@ def parallel_coordinates(data: ExperimentData, params: Sequence[str] | None = No
     axes = [axis(p, finished) for p in chosen]
     # A line needs a point on every axis: a trial without a usable value of a parameter is left out.
     keep = [i for i in range(len(finished)) if all(a.coords[i] is not None for a in axes)]
+    # Lines are drawn in order: the best last, on top, where thousands of others cannot hide them.
+    sign = -1.0 if data.minimize else 1.0
+    keep.sort(key=lambda i: sign * (finished[i].value or 0.0))
     values = [finished[i].value for i in keep]
     metric = data.objective_metric
     dims: list[dict[str, Any]] = [{"label": metric, "values": [short(v) for v in values]}]

@@ -132,9 +132,11 @@ def test_parallel_coordinates_dimensions_ticks_and_colors() -> None:
     (trace,) = fig["data"]
     dims = trace["dimensions"]
     assert [d["label"] for d in dims] == ["loss", "lr (log)", "layers", "optimizer"]
-    finished = data.finished()
+    # Worst first, best last: the best lines are drawn on top.
+    finished = sorted(data.finished(), key=lambda t: -(t.value or 0.0))
     assert all(len(d["values"]) == len(finished) for d in dims)
     assert dims[0]["values"] == pytest.approx([t.value for t in finished], rel=1e-5)
+    assert dims[0]["values"][-1] == pytest.approx(data.best_trial().value, rel=1e-5)  # type: ignore[union-attr]
     lr = dims[1]
     assert lr["values"] == pytest.approx([math.log10(t.params["lr"]) for t in finished], rel=1e-5)
     assert lr["range"][0] == pytest.approx(-4) and lr["range"][1] == pytest.approx(-1)
