@@ -83,23 +83,23 @@ def direction_word(data: ExperimentData) -> str:
     return "minimize" if data.minimize else "maximize"
 
 
-def title(kind: str, data: ExperimentData, note: str = "") -> dict[str, Any]:
-    text = f"{kind}: {data.objective_metric or 'objective'} ({direction_word(data)})"
+def title(kind: str, data: ExperimentData, note: str = "", metric: str | None = None) -> dict[str, Any]:
+    text = f"{kind}: {metric or data.objective_metric or 'objective'} ({direction_word(data)})"
     if note:
         text += f"<br><sup>{note}</sup>"
     return {"text": text, "x": 0.02, "xanchor": "left"}
 
 
-def base_layout(kind: str, data: ExperimentData, note: str = "") -> dict[str, Any]:
-    return {"title": title(kind, data, note), "font": FONT, "paper_bgcolor": "white", "plot_bgcolor": "#f4f6fa",
+def base_layout(kind: str, data: ExperimentData, note: str = "", metric: str | None = None) -> dict[str, Any]:
+    return {"title": title(kind, data, note, metric), "font": FONT, "paper_bgcolor": "white", "plot_bgcolor": "#f4f6fa",
             "hovermode": "closest", "margin": {"l": 70, "r": 30, "t": 80, "b": 60}}
 
 
-def empty(kind: str, data: ExperimentData, text: str | None = None) -> Figure:
+def empty(kind: str, data: ExperimentData, text: str | None = None, metric: str | None = None) -> Figure:
     """A figure with no data and a note saying why: not an error, the trials are still coming."""
-    layout = base_layout(kind, data)
+    layout = base_layout(kind, data, metric=metric)
     layout.update(xaxis={"visible": False}, yaxis={"visible": False}, annotations=[{
-        "text": text or f"No trial has reported {data.objective_metric or 'the objective'} yet",
+        "text": text or f"No trial has reported {metric or data.objective_metric or 'the objective'} yet",
         "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5, "showarrow": False, "font": {"size": 16}}])
     return {"data": [], "layout": layout}
 

@@ -15,10 +15,11 @@ import bisect
 import logging
 from typing import Any, Sequence
 
-from katib.visualization._common import (BEST, COLORSCALE, EARLY, MARKER, Figure, base_layout, clean, counts_note,
+from katib.visualization._common import (BEST, EARLY, MARKER, Figure, base_layout, clean, counts_note,
                                          empty, hover_text, scatter_type)
 from katib.visualization._space import contour, parallel_coordinates, slice_plot
 from katib.visualization.data import Curves, ExperimentData, curve_trials
+from katib.visualization.importance import EVALUATOR_NAME, MAX_TRIALS, param_importances
 
 __all__ = ["history", "parallel_coordinates", "slice_plot", "contour", "importance", "intermediate", "edf",
            "CURVES_RECENT", "CURVES_BEST"]
@@ -116,7 +117,7 @@ def intermediate(data: ExperimentData, curves: Curves, metric: str | None = None
     by_name = {t.name: t for t in data.trials}
     present = [t for t in data.trials if curves.get(t.name)]
     if not present:
-        return empty(kind, data, f"No trial has reported {metric} yet")
+        return empty(kind, data, metric=metric)
     chosen = set(curve_trials(data, CURVES_RECENT, CURVES_BEST))
     drawn = [t for t in present if t.name in chosen]
     note = f"{len(present)} trials reported {metric}"
@@ -163,8 +164,7 @@ def intermediate(data: ExperimentData, curves: Curves, metric: str | None = None
                        "line": {"color": BEST, "width": 2.5, "dash": "dash" if state == "EarlyStopped" else "solid"},
                        "hovertemplate": f"<b>{best_name}</b> (best, {state})<br>step=%{{x}}<br>{metric}=%{{y}}"
                                         "<extra></extra>"})
-    layout = base_layout(kind, data, note)
-    layout["title"]["text"] = layout["title"]["text"].replace(f"{data.objective_metric} (", f"{metric} (", 1)
+    layout = base_layout(kind, data, note, metric)
     layout.update(xaxis={"title": {"text": "Step"}, "gridcolor": "white"},
                   yaxis={"title": {"text": metric}, "gridcolor": "white"}, legend={"orientation": "h", "y": -0.15})
     return clean({"data": traces, "layout": layout})  # type: ignore[no-any-return]
@@ -172,29 +172,22 @@ def intermediate(data: ExperimentData, curves: Curves, metric: str | None = None
 
 def importance(data: ExperimentData, params: Sequence[str] | None = None) -> Figure:
     """Hyperparameter importance (fANOVA), largest first; the importances sum to 1."""
-    from katib.visualization.importance import EVALUATOR_NAME, param_importances
-
     kind = "Hyperparameter importance"
     if len(data.finished()) < 2:
         return empty(kind, data)
     values = param_importances(data, params)
     if not values:
-        return empty(kind, data, "No parameter varies across the finished trials")
+        return empty(kind, data, f"The finished trials' {data.objective_metric} does not vary with their parameters")
     names = list(values)[::-1]  # Plotly draws bars bottom-up: the largest goes on top
     shares = [values[n] for n in names]
     trace = {"type": "bar", "orientation": "h", "x": shares, "y": names, "name": "importance",
              "text": [f"{v:.2f}" if v >= 0.01 else "<0.01" for v in shares], "textposition": "outside",
              "marker": {"color": MARKER}, "cliponaxis": False,
              "hovertemplate": "%{y}: %{x:.3f}<extra></extra>"}
-    layout = base_layout(kind, data, f"{EVALUATOR_NAME} over {min(len(data.finished()), _cap())} finished trials")
+    layout = base_layout(kind, data, f"{EVALUATOR_NAME} over {min(len(data.finished()), MAX_TRIALS)} finished trials")
     layout.update(xaxis={"title": {"text": f"Importance for {data.objective_metric}"}, "range": [0, 1.1],
                          "gridcolor": "white"},
                   yaxis={"automargin": True, "type": "category"}, showlegend=False,
                   height=max(300, 80 + 32 * len(names)))
     return clean({"data": [trace], "layout": layout})  # type: ignore[no-any-return]
 
-
-def _cap() -> int:
-    from katib.visualization.importance import MAX_TRIALS
-
-    return MAX_TRIALS

@@ -45,7 +45,8 @@ _lock = threading.Lock()
 
 def param_importances(data: ExperimentData, params: Sequence[str] | None = None) -> dict[str, float]:
     """Each parameter's share of the objective's variance (fANOVA), largest first, summing
-    to 1; {} with fewer than two finished trials. Parameters that took one value only get 0.
+    to 1; {} with fewer than two finished trials or when the objective never changed.
+    Parameters that took one value only get 0.
 
     The last few answers are kept: a dashboard asking again while no trial finished gets
     them back at once."""
@@ -71,18 +72,24 @@ def _evaluate(data: ExperimentData, chosen: list[Parameter], trials: list[TrialP
     if len(trials) > MAX_TRIALS:
         trials = random.Random(_SEED).sample(trials, MAX_TRIALS)
     import optuna
-    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+    from optuna.importance import FanovaImportanceEvaluator
     from optuna.trial import create_trial
 
     distributions = {p.name: _distribution(p, trials) for p in chosen}
     frozen = [create_trial(params={p.name: _encode(p, t.params[p.name]) for p in chosen},
                            distributions=distributions, value=t.value) for t in trials]
+    evaluator = FanovaImportanceEvaluator(n_trees=N_TREES, max_depth=MAX_DEPTH, seed=_SEED)
     with _quiet_optuna():
         study = optuna.create_study(direction="minimize" if data.minimize else "maximize")
         study.add_trials(frozen)
-        values = get_param_importances(study, evaluator=FanovaImportanceEvaluator(n_trees=N_TREES, max_depth=MAX_DEPTH, seed=_SEED),
-                                       params=[p.name for p in chosen], normalize=True)
-    return {name: float(v) for name, v in sorted(values.items(), key=lambda kv: -kv[1])}
+        raw = evaluator.evaluate(study, params=[p.name for p in chosen])
+    # Normalized here, not by optuna: it spreads a total of 0 (an objective that never
+    # changed) evenly, which would read as "every parameter matters equally".
+    values = {name: float(v) if math.isfinite(float(v)) and float(v) > 0 else 0.0 for name, v in raw.items()}
+    total = sum(values.values())
+    if total <= 0:
+        return {}
+    return {name: v / total for name, v in sorted(values.items(), key=lambda kv: -kv[1])}
 
 
 def _chosen(data: ExperimentData, params: Sequence[str] | None) -> list[Parameter]:

@@ -287,3 +287,11 @@ def test_twenty_thousand_trials_every_figure() -> None:
     history = figures.history(data)
     assert history["data"][0]["type"] == "scattergl"
     print("20,000 trials:", ", ".join(f"{k} {v:.2f} s" for k, v in took.items()))
+
+
+def test_importance_of_an_objective_that_never_changes_says_so() -> None:
+    exp = stored.experiment("flat")
+    data = ExperimentData.from_experiment(exp, stored.random_trials(exp, 50, objective=lambda p: 1.0))
+    fig = _json(figures.importance(data))
+    assert fig["data"] == []  # not equal shares, which would read as "all matter alike"
+    assert fig["layout"]["annotations"][0]["text"] == "The finished trials' loss does not vary with their parameters"
