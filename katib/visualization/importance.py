@@ -71,6 +71,8 @@ def param_importances(data: ExperimentData, params: Sequence[str] | None = None)
 def _evaluate(data: ExperimentData, chosen: list[Parameter], trials: list[TrialPoint]) -> dict[str, float]:
     if len(trials) > MAX_TRIALS:
         trials = random.Random(_SEED).sample(trials, MAX_TRIALS)
+    if len({t.value for t in trials}) < 2:
+        return {}  # nothing to attribute (fANOVA raises on zero variance)
     import optuna
     from optuna.importance import FanovaImportanceEvaluator
     from optuna.trial import create_trial
@@ -82,7 +84,11 @@ def _evaluate(data: ExperimentData, chosen: list[Parameter], trials: list[TrialP
     with _quiet_optuna():
         study = optuna.create_study(direction="minimize" if data.minimize else "maximize")
         study.add_trials(frozen)
-        raw = evaluator.evaluate(study, params=[p.name for p in chosen])
+        try:
+            raw = evaluator.evaluate(study, params=[p.name for p in chosen])
+        except RuntimeError as exc:  # "Encountered zero total variance in all trees."
+            log.debug("importance of %s: %s", data.name, exc)
+            return {}
     # Normalized here, not by optuna: it spreads a total of 0 (an objective that never
     # changed) evenly, which would read as "every parameter matters equally".
     values = {name: float(v) if math.isfinite(float(v)) and float(v) > 0 else 0.0 for name, v in raw.items()}
