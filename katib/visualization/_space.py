@@ -94,7 +94,9 @@ def slice_plot(data: ExperimentData, params: Sequence[str] | None = None) -> Fig
     kind = "Slice plot"
     chosen = select_params(data, params, "slice_plot")
     finished = data.finished()
-    if not finished or not chosen:
+    if not chosen:
+        return empty(kind, data, "This experiment has no parameters to plot against")
+    if not finished:
         return empty(kind, data)
     metric = data.objective_metric
     n = len(chosen)

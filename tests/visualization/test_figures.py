@@ -221,7 +221,7 @@ def test_importance_with_a_layers_dominated_objective() -> None:
 def test_edf_for_both_directions() -> None:
     data = _big(200)
     trace = _json(figures.edf(data))["data"][0]
-    values = sorted(t.value for t in data.finished())  # type: ignore[type-var]
+    values = sorted(t.value or 0.0 for t in data.finished())
     assert trace["x"] == sorted(set(values)) and trace["y"][-1] == 1.0
     assert trace["y"] == sorted(trace["y"]) and trace["y"][0] == pytest.approx(1 / len(values))
     high = _big(200, direction="maximize")
@@ -295,3 +295,29 @@ def test_importance_of_an_objective_that_never_changes_says_so() -> None:
     fig = _json(figures.importance(data))
     assert fig["data"] == []  # not equal shares, which would read as "all matter alike"
     assert fig["layout"]["annotations"][0]["text"] == "The finished trials' loss does not vary with their parameters"
+
+
+def test_history_when_maximizing_keeps_the_running_maximum() -> None:
+    data = _big(150, seed=3, direction="maximize")
+    fig = _json(figures.history(data))
+    best = _trace(fig, "Best value")
+    assert best["y"] == sorted(best["y"])  # never goes down
+    finished = data.finished()
+    assert best["y"][-1] == max(t.value for t in finished)  # type: ignore[type-var]
+    running = -math.inf
+    for t in finished:
+        running = max(running, t.value or -math.inf)
+        at = max(i for i, x in enumerate(best["x"]) if x <= t.number)
+        assert best["y"][at] == running
+    assert "accuracy (maximize)" in fig["layout"]["title"]["text"]
+    assert "15 failed" in fig["layout"]["title"]["text"]
+
+
+def test_an_experiment_without_parameters_says_so() -> None:
+    exp = stored.experiment("nas")
+    exp.spec.parameters = []
+    data = ExperimentData.from_experiment(exp, [stored.trial(exp, 0, {"architecture": "[[1]]"}, metrics={"loss": 1.0})])
+    assert data.trials[0].params == {"architecture": "[[1]]"}
+    fig = _json(figures.slice_plot(data))
+    assert fig["layout"]["annotations"][0]["text"] == "This experiment has no parameters to plot against"
+    assert [d["label"] for d in _json(figures.parallel_coordinates(data))["data"][0]["dimensions"]] == ["loss"]
