@@ -2,6 +2,7 @@
 
     python benchmarks/visualization.py                 # 20,000 trials
     python benchmarks/visualization.py --trials 2000
+    python benchmarks/visualization.py --store         # also reading them back from SQLite
 
 One experiment of N trials (lr log-uniform, layers int, optimizer categorical; a loss that
 depends mostly on lr; every tenth trial failed; 20 reported steps each) is built twice: as
@@ -44,9 +45,32 @@ def best_of(fn: Callable[[], Any], repeat: int = 2) -> float:
     return min(times)
 
 
+def read_store(exp: Any, trials: list[Any]) -> None:
+    """Store.list_trials + from_experiment (decoding whole Trials) against load_experiment
+    (the stored documents, only the fields the plots read, the cycle collector held off)."""
+    import os
+    import tempfile
+
+    from katib.store import Store
+    from katib.visualization.data import ExperimentData, load_experiment
+    from tests.visualization import stored
+
+    with tempfile.TemporaryDirectory(prefix="katib-viz-bench-") as home:
+        url = f"sqlite:///{home}/katib.db"
+        os.environ["KATIB_HOME"] = home
+        with Store(url) as store:
+            stored.store_experiment(store, exp, trials)
+            decoded = best_of(lambda: ExperimentData.from_experiment(exp, store.list_trials(exp.name)))
+        loaded = best_of(lambda: load_experiment(exp.name, db_url=url))
+    print(f"reading {len(trials):,} trials from SQLite: Store.list_trials + from_experiment {decoded:.2f} s, "
+          f"load_experiment {loaded:.2f} s ({decoded / loaded:.1f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20000)
+    parser.add_argument("--store", action="store_true",
+                        help="also time reading the trials back from a scratch SQLite store")
     args = parser.parse_args()
 
     import optuna
@@ -65,6 +89,8 @@ def main() -> None:
     data = ExperimentData.from_experiment(exp, trials)
     convert = time.perf_counter() - began
     curves = {t.name: [(float(s), (t.value or 1.0) + 1.0 / s) for s in range(1, 21)] for t in data.trials}
+    if args.store:
+        read_store(exp, trials)
 
     dists = {"lr": FloatDistribution(1e-4, 0.1, log=True), "layers": IntDistribution(1, 5),
              "optimizer": CategoricalDistribution(["sgd", "adam", "rmsprop"])}
