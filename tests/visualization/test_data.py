@@ -157,3 +157,34 @@ def test_twenty_thousand_trials_convert_quickly() -> None:
     took = time.perf_counter() - began
     assert len(data.trials) == 20000 and len(data.finished()) == 18000
     print(f"20,000 trials converted in {took:.3f} s")
+
+
+def test_stored_documents_give_the_same_data_as_decoded_trials() -> None:
+    exp = stored.experiment("docs")
+    trials = stored.random_trials(exp, 40, failed_every=4)
+    trials.append(stored.trial(exp, 40, P, "Running"))
+    trials.append(stored.trial(exp, 41, P, TrialCondition.EARLY_STOPPED, metrics={"loss": 0.3}, message="median"))
+    with Store() as store:
+        stored.store_experiment(store, exp, trials)
+        docs = store.list_trial_documents("docs")
+        decoded = store.list_trials("docs")
+        assert [d["metadata"]["name"] for d in docs] == [t.name for t in decoded]
+        assert store.list_trial_documents("docs", states=["Running"])[0]["metadata"]["name"] == "docs-00040"
+    fast = ExperimentData.from_trial_documents(exp, docs)
+    full = ExperimentData.from_experiment(exp, decoded)
+    assert fast == full
+    assert fast.trials[-1].reason == "TrialEarlyStopped" and fast.trials[-1].message == "median"
+
+
+def test_documents_in_an_unusual_shape() -> None:
+    exp = stored.experiment("shapes")
+    doc = stored.trial(exp, 0, P, metrics={"loss": 1.5}).to_dict()
+    doc["spec"]["parameterAssignments"][1]["value"] = 3  # a number where the wire has text
+    data = ExperimentData.from_trial_documents(exp, [doc])
+    assert data.trials[0].params["layers"] == 3 and data.trials[0].value == 1.5
+    bad = stored.trial(exp, 1, P).to_dict()
+    bad["status"]["conditions"] = "oops"  # what the full decoder has to say about it
+    from katib.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="status.conditions: must be a list"):
+        ExperimentData.from_trial_documents(exp, [bad])
