@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 from katib.api.model import Experiment
 from katib.errors import NotFoundError
-from katib.visualization.data import ExperimentData, TrialPoint
+from katib.visualization.data import ExperimentData, TrialPoint, gc_paused
 
 __all__ = ["ExperimentCache", "Entry"]
 
@@ -148,8 +148,8 @@ class ExperimentCache:
         started = time.monotonic()
         since: datetime | None = entry.version[1] if entry is not None and entry.version else None
         if entry is None or since is None or version[0] < len(entry.data.trials):
-            trials = store.list_trials_brief(name, namespace)
-            data = ExperimentData.from_experiment(exp, trials)
+            with gc_paused():  # thousands of objects, none garbage: the collector's passes cost a third
+                data = ExperimentData.from_experiment(exp, store.list_trials_brief(name, namespace))
             fresh = Entry(exp, data, self._next(), version, checked=time.monotonic(),
                           index={t.name: i for i, t in enumerate(data.trials)})
             log.info("read experiment %s/%s: %d trials in %.2f s", namespace, name, len(data.trials),

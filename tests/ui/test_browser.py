@@ -170,7 +170,6 @@ def test_a_failed_trial_shows_its_error_first(driver: Any, server: support.Serve
 
 
 def test_charts_are_drawn_by_plotly_from_the_server(driver: Any, server: support.Server, store: Store) -> None:
-    pytest.importorskip("katib.visualization.figures")
     open_page(driver, server.url + "/experiments/default/ui-tune#history", "#chart-history")
     for kind in ("history", "parallel", "slice", "contour", "importance", "intermediate", "edf"):
         click(driver, f'.tabs a[data-tab="{kind}"]')

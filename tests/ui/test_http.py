@@ -124,11 +124,21 @@ def test_a_tune_trial_shows_its_reported_steps(server: Server, store: Store) -> 
     assert t["failure"] is None and t["state"] == "Succeeded"
 
 
-def test_every_chart_is_a_plotly_figure(server: Server) -> None:
-    pytest.importorskip("katib.visualization.figures")
+def test_every_chart_is_a_plotly_figure_of_the_stored_values(server: Server, store: Store) -> None:
     for kind in ("history", "parallel", "slice", "contour", "importance", "intermediate", "edf"):
         fig = ok(server, f"/api/experiments/default/ui-tune/figures/{kind}")
-        assert set(fig) >= {"data", "layout"}, kind
+        assert set(fig) >= {"data", "layout"} and fig["data"], kind
+    exp = store.get_experiment("ui-tune")
+    values = sorted(objective_value(t.status.observation, exp.spec.objective) for t in store.list_trials("ui-tune"))
+    history = {t["name"]: t for t in ok(server, "/api/experiments/default/ui-tune/figures/history")["data"]}
+    assert sorted(history["Trials"]["y"]) == pytest.approx(values)
+    assert history["Best value"]["y"][-1] == pytest.approx(max(values))
+    curves = ok(server, "/api/experiments/default/ui-tune/figures/intermediate")["data"]
+    steps = {t.name: [float(r.step) for r in store.get_observations(t.name, "score")] for t in store.list_trials("ui-tune")}
+    drawn = [c for c in curves if c.get("x") and len(c["x"]) > 1]
+    assert len(drawn) == 5 and all(c["x"] == next(iter(steps.values())) for c in drawn)
+    contour = ok(server, "/api/experiments/default/ui-tune/figures/contour?x=y&y=x")
+    assert contour["layout"]["xaxis"]["title"]["text"] == "y"
     bad = api(server, "/api/experiments/default/ui-tune/figures/contour?x=x&y=nope")
     assert bad.status == 400 and "nope" in bad.body["message"]
     assert api(server, "/api/experiments/default/ui-tune/figures/pie").status == 400
