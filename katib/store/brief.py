@@ -59,10 +59,13 @@ def trials_version(conn: Connection, experiment_name: str, namespace: str) -> tu
 
 
 def list_trials_brief(conn: Connection, experiment_name: str, namespace: str,
-                      updated_since: datetime | None = None) -> list[Trial]:
+                      updated_since: datetime | None = None, newest: int | None = None) -> list[Trial]:
     query = _BRIEF.where(_EXP.c.namespace == namespace, _EXP.c.name == experiment_name)
     if updated_since is not None:
         query = query.where(_TRIAL.c.updated >= _utc(updated_since))
+    if newest is not None:  # the last ones created, still returned in creation order
+        rows = conn.execute(query.order_by(_TRIAL.c.id.desc()).limit(newest)).all()
+        return [_brief(r) for r in reversed(rows)]
     return [_brief(r) for r in conn.execute(query.order_by(_TRIAL.c.id))]
 
 

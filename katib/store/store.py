@@ -386,15 +386,16 @@ class Store:
             return brief.trials_version(conn, experiment_name, _ns(namespace))
 
     def list_trials_brief(self, experiment_name: str, namespace: str = DEFAULT_NAMESPACE,
-                          updated_since: datetime | None = None) -> list[Trial]:
+                          updated_since: datetime | None = None, newest: int | None = None) -> list[Trial]:
         """The experiment's trials in creation order with only what tables and plots read
         (name, creation time, assignments, start and completion time, observation, and the
         condition that gives the state), several times faster than ``list_trials``;
-        ``updated_since``: only those created or updated since then (see ``katib.store.brief``)."""
+        ``updated_since``: only those created or updated since then; ``newest``: only the
+        last N created (see ``katib.store.brief``)."""
         from katib.store import brief
 
         with self._read() as conn:
-            return brief.list_trials_brief(conn, experiment_name, _ns(namespace), updated_since)
+            return brief.list_trials_brief(conn, experiment_name, _ns(namespace), updated_since, newest)
 
     @staticmethod
     def _trial(meta: dict[str, Any], spec: dict[str, Any],

@@ -132,14 +132,47 @@ class Reader:
         return payload
 
     def trials(self, namespace: str, name: str, params: dict[str, str]) -> dict[str, Any]:
-        entry = self.cache.get(namespace, name)
-        filters = {k[2:]: v for k, v in params.items() if k.startswith("f.")}
+        filters = {k[2:]: v for k, v in params.items() if k.startswith("f.") and v.strip()}
         order = params.get("order", "asc")
         if order not in ("asc", "desc"):
             raise ValueError(f"order: expected asc or desc, got {order!r}")
-        page = table.query(entry.data, sort=params.get("sort") or "number", descending=order == "desc",
-                           filters=filters, offset=_int(params, "offset", 0), limit=_int(params, "limit", 50))
+        sort, offset, limit = params.get("sort") or "number", _int(params, "offset", 0), _int(params, "limit", 50)
+        if sort == "number" and order == "desc" and offset == 0 and not filters and 1 <= limit <= table.MAX_LIMIT:
+            newest = self._newest_page(namespace, name, limit)
+            if newest is not None:
+                return newest
+        entry = self.cache.get(namespace, name)
+        page = table.query(entry.data, sort=sort, descending=order == "desc", filters=filters, offset=offset,
+                           limit=limit)
         page["generation"] = entry.generation
+        return page
+
+    def _newest_page(self, namespace: str, name: str, limit: int) -> dict[str, Any] | None:
+        """The page a table opens on (newest trials first) read on its own while the
+        experiment's trials have not been read yet: the page shows it at once instead of
+        after the whole read (a second or two for 20,000 trials), which starts meanwhile.
+        None when the trials are read already, or changed while this page was read."""
+        if not self.dashboard.local or self.cache.peek(namespace, name) is not None:
+            return None
+
+        def read(client: Any) -> tuple[Any, list[Any], Any, Any]:
+            before = client.store.trials_version(name, namespace)
+            exp = client.get_experiment(name, namespace)
+            trials = client.store.list_trials_brief(name, namespace, newest=limit)
+            return exp, trials, before, client.store.trials_version(name, namespace)
+
+        self.cache.warm([(namespace, name)])
+        exp, trials, before, after = self.dashboard.call(read)
+        if before != after:
+            return None
+        data = ExperimentData.from_experiment(exp, trials)
+        first = before[0] - len(data.trials)
+        for i, point in enumerate(data.trials):
+            point.number = first + i
+        page = table.query(data, sort="number", descending=True, limit=limit)
+        opt = exp.status.current_optimal_trial if exp.status else None
+        page.update(total=before[0], matched=before[0], generation=None,
+                    best=opt.best_trial_name if opt is not None and opt.best_trial_name else None)
         return page
 
     def figure(self, namespace: str, name: str, kind: str, options: dict[str, str]) -> str:

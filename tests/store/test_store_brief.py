@@ -61,3 +61,5 @@ def test_the_version_changes_with_every_trial_write_and_since_reads_only_those(s
     assert [t.name for t in store.list_trials_brief("exp", updated_since=later)] == ["t1"]
     assert [t.name for t in store.list_trials_brief("exp", updated_since=first)] == ["t1", "t2"]
     assert store.list_trials_brief("nothing") == []
+    assert [t.name for t in store.list_trials_brief("exp", newest=1)] == ["t2"]
+    assert [t.name for t in store.list_trials_brief("exp", newest=5)] == ["t1", "t2"]

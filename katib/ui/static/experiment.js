@@ -72,6 +72,7 @@ export async function experimentView(root, settings, ns, name) {
   let generation = null;
   let stopWatch = () => {};
   let gone = false;
+  let tableLoaded = false; // asked for already: the first update need not ask again
   const drawn = {};
   const onError = (err) => {
     if (err.status === 404) markGone(err.message);
@@ -215,7 +216,7 @@ export async function experimentView(root, settings, ns, name) {
     if (e.generation !== null) generation = e.generation;
     render(e);
     if (changed) {
-      table.load();
+      if (tableLoaded) tableLoaded = false; else table.load();
       const tab = activeTab();
       if (tab !== "trials" && !initial) loadChart(tab);
     }
@@ -226,6 +227,8 @@ export async function experimentView(root, settings, ns, name) {
   }
 
   let first;
+  table.load(); // the trials' first page is asked for alongside the experiment
+  tableLoaded = true;
   try {
     first = await get(base);
   } catch (err) {
