@@ -46,12 +46,19 @@ def columns(data: ExperimentData) -> list[Column]:
            Column("name", "Trial", False, lambda t: t.name),
            Column("state", "State", False, lambda t: t.state)]
     for p in data.parameters:
-        out.append(Column(f"param:{p.name}", p.name, not p.is_categorical,
-                          lambda t, n=p.name: t.params.get(n)))
+        out.append(Column(f"param:{p.name}", p.name, not p.is_categorical, _param(p.name)))
     for m in data.metric_names:
-        out.append(Column(f"metric:{m}", m, True, lambda t, n=m: t.metrics.get(n)))
+        out.append(Column(f"metric:{m}", m, True, _metric(m)))
     out.append(Column("duration", "Duration", True, lambda t: t.duration))
     return out
+
+
+def _param(name: str) -> Callable[[TrialPoint], Any]:
+    return lambda t: t.params.get(name)
+
+
+def _metric(name: str) -> Callable[[TrialPoint], Any]:
+    return lambda t: t.metrics.get(name)
 
 
 def _float(value: Any) -> float | None:

@@ -196,7 +196,7 @@ def trial_detail(exp: Experiment, trial: Trial, rows: Sequence[MetricLog] | None
         strategy = objective.strategy_for(m.name) if objective else "latest"
         metrics.append({"name": m.name, "min": number(m.min), "max": number(m.max), "latest": number(m.latest),
                         "strategy": strategy, "value": number(metric_value(st.observation, m.name, strategy))})
-    steps = _steps(rows, names) if rows is not None else {"metrics": [], "total": 0, "rows": []}
+    steps: dict[str, Any] = _steps(rows, names) if rows is not None else {"metrics": [], "total": 0, "rows": []}
     log_text = "\n".join(log_lines) if log_lines else None
     return {
         "name": trial.name, "experiment": exp.name, "namespace": trial.metadata.namespace or "default",

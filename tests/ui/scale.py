@@ -81,7 +81,7 @@ def fill(url: str, n: int, seed: int = 0) -> None:
                                       if failed else ("Succeeded", "TrialSucceeded", "Trial has succeeded"))
             start = t0 + timedelta(seconds=30 * i)
             end = start + timedelta(seconds=25)
-            run_spec = dict(template, metadata={"name": name, "namespace": "default"})
+            run_spec = dict(template or {}, metadata={"name": name, "namespace": "default"})
             trial = Trial.from_dict({
                 "metadata": {"name": name, "namespace": "default", "labels": {EXPERIMENT_LABEL: NAME}},
                 "spec": {"objective": objective, "runSpec": run_spec, "primaryContainerName": "main",

@@ -79,7 +79,7 @@ def run_in_background(home: Path, url: str, name: str, values: tuple[str, ...], 
                             cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
 
 
-def wait_stored(store: Store, name: str) -> None:
+def wait_stored(store: Any, name: str) -> None:
     def exists() -> bool:
         try:
             store.get_experiment(name)
@@ -91,7 +91,7 @@ def wait_stored(store: Store, name: str) -> None:
 
 # -- views ----------------------------------------------------------------------------------
 def test_the_experiments_list_shows_the_stores_numbers_and_filters(driver: Any, server: support.Server,
-                                                                   store: Store) -> None:
+                                                                   store: Any) -> None:
     open_page(driver, server.url + "/", '#experiments tbody tr[data-name="ui-tune"]')
     for exp in store.list_experiments("default"):
         row = f'#experiments tr[data-name="{exp.name}"]'
@@ -117,7 +117,7 @@ def test_the_experiments_list_shows_the_stores_numbers_and_filters(driver: Any, 
 
 
 def test_the_experiment_page_shows_the_experiment_and_its_trials(driver: Any, server: support.Server,
-                                                                 store: Store) -> None:
+                                                                 store: Any) -> None:
     exp = store.get_experiment("ui-grid")
     trials = store.list_trials("ui-grid")
     open_page(driver, server.url + "/experiments/default/ui-grid", "#trials tbody tr[data-trial]")
@@ -154,7 +154,7 @@ def test_the_experiment_page_shows_the_experiment_and_its_trials(driver: Any, se
     assert errors(driver) == []
 
 
-def test_a_failed_trial_shows_its_error_first(driver: Any, server: support.Server, store: Store) -> None:
+def test_a_failed_trial_shows_its_error_first(driver: Any, server: support.Server, store: Any) -> None:
     failed = next(t for t in store.list_trials("ui-grid") if t.status.state == "Failed")
     open_page(driver, f"{server.url}/experiments/default/ui-grid/trials/{failed.name}", "#failure")
     assert text(driver, "#failure-summary") == "exit status 1: ValueError: learning rate 0.9 diverged"
@@ -169,7 +169,7 @@ def test_a_failed_trial_shows_its_error_first(driver: Any, server: support.Serve
     assert errors(driver) == []
 
 
-def test_charts_are_drawn_by_plotly_from_the_server(driver: Any, server: support.Server, store: Store) -> None:
+def test_charts_are_drawn_by_plotly_from_the_server(driver: Any, server: support.Server, store: Any) -> None:
     open_page(driver, server.url + "/experiments/default/ui-tune#history", "#chart-history")
     for kind in ("history", "parallel", "slice", "contour", "importance", "intermediate", "edf"):
         click(driver, f'.tabs a[data-tab="{kind}"]')
@@ -182,7 +182,7 @@ def test_charts_are_drawn_by_plotly_from_the_server(driver: Any, server: support
 
 # -- live updates and actions -----------------------------------------------------------------
 def test_a_running_experiment_updates_without_reloading(driver: Any, server: support.Server, ui_home: Path,
-                                                        db_url: str, store: Store) -> None:
+                                                        db_url: str, store: Any) -> None:
     run = run_in_background(ui_home, db_url, "ui-live", ("0.2", "0.4", "0.6"), sleep=0.6)
     try:
         wait_stored(store, "ui-live")
@@ -210,7 +210,7 @@ def confirm(driver: Any, title: str) -> None:
 
 
 def test_stop_raise_budget_and_delete_need_a_confirmation(driver: Any, server: support.Server, ui_home: Path,
-                                                          db_url: str, store: Store) -> None:
+                                                          db_url: str, store: Any) -> None:
     run = run_in_background(ui_home, db_url, "ui-stop", ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6"), sleep=1.0)
     try:
         wait_stored(store, "ui-stop")
@@ -252,7 +252,7 @@ def paste(driver: Any, content: str) -> None:
 
 
 def test_create_from_pasted_yaml_checks_it_then_runs_it(driver: Any, server: support.Server, ui_home: Path,
-                                                        db_url: str, store: Store) -> None:
+                                                        db_url: str, store: Any) -> None:
     open_page(driver, server.url + "/", "#experiments")
     click(driver, "#new-experiment")
     paste(driver, "apiVersion: kubeflow.org/v1beta1\nkind: Experiment\nspec: [unclosed\n")

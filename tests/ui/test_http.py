@@ -49,7 +49,7 @@ def test_the_shell_and_plotly_are_served_from_this_server(server: Server) -> Non
     assert module.status == 200 and "export async function experimentView" in module.body
 
 
-def test_experiments_list_shows_what_the_store_holds(server: Server, store: Store) -> None:
+def test_experiments_list_shows_what_the_store_holds(server: Server, store: Any) -> None:
     body = ok(server, "/api/experiments")
     rows = {r["name"]: r for r in body["experiments"]}
     assert set(rows) == {"ui-grid", "ui-tune"}
@@ -65,7 +65,7 @@ def test_experiments_list_shows_what_the_store_holds(server: Server, store: Stor
     assert ok(server, "/api/experiments?status=Failed")["experiments"] == []
 
 
-def test_experiment_detail_has_conditions_optimum_budget_and_spec(server: Server, store: Store) -> None:
+def test_experiment_detail_has_conditions_optimum_budget_and_spec(server: Server, store: Any) -> None:
     e = ok(server, "/api/experiments/default/ui-grid")
     stored = store.get_experiment("ui-grid")
     assert e["budget"] == {"maxTrialCount": 4, "parallelTrialCount": 2, "maxFailedTrialCount": 3}
@@ -79,7 +79,7 @@ def test_experiment_detail_has_conditions_optimum_budget_and_spec(server: Server
     assert e["runner"] is False  # nothing runs it now
 
 
-def test_trial_table_sorts_filters_and_pages_on_the_server(server: Server, store: Store) -> None:
+def test_trial_table_sorts_filters_and_pages_on_the_server(server: Server, store: Any) -> None:
     base = "/api/experiments/default/ui-grid/trials"
     trials = store.list_trials("ui-grid")
     page = ok(server, f"{base}?sort=metric:accuracy&order=desc")
@@ -101,7 +101,7 @@ def test_trial_table_sorts_filters_and_pages_on_the_server(server: Server, store
     assert api(server, f"{base}?sort=nope").status == 400
 
 
-def test_a_failed_trial_says_why_with_its_traceback(server: Server, store: Store) -> None:
+def test_a_failed_trial_says_why_with_its_traceback(server: Server, store: Any) -> None:
     failed = next(t for t in store.list_trials("ui-grid") if t.status.state == "Failed")
     t = ok(server, f"/api/experiments/default/ui-grid/trials/{failed.name}")
     assert t["state"] == "Failed" and t["failure"]["error"] is True
@@ -115,7 +115,7 @@ def test_a_failed_trial_says_why_with_its_traceback(server: Server, store: Store
     assert [c["type"] for c in t["chart"]["data"]] == ["scatter", "scatter"]
 
 
-def test_a_tune_trial_shows_its_reported_steps(server: Server, store: Store) -> None:
+def test_a_tune_trial_shows_its_reported_steps(server: Server, store: Any) -> None:
     trial = store.list_trials("ui-tune")[0]
     t = ok(server, f"/api/experiments/default/ui-tune/trials/{trial.name}")
     rows = store.get_observations(trial.name, "score")
@@ -124,17 +124,19 @@ def test_a_tune_trial_shows_its_reported_steps(server: Server, store: Store) -> 
     assert t["failure"] is None and t["state"] == "Succeeded"
 
 
-def test_every_chart_is_a_plotly_figure_of_the_stored_values(server: Server, store: Store) -> None:
+def test_every_chart_is_a_plotly_figure_of_the_stored_values(server: Server, store: Any) -> None:
     for kind in ("history", "parallel", "slice", "contour", "importance", "intermediate", "edf"):
         fig = ok(server, f"/api/experiments/default/ui-tune/figures/{kind}")
         assert set(fig) >= {"data", "layout"} and fig["data"], kind
     exp = store.get_experiment("ui-tune")
-    values = sorted(objective_value(t.status.observation, exp.spec.objective) for t in store.list_trials("ui-tune"))
+    found = [objective_value(t.status.observation, exp.spec.objective) for t in store.list_trials("ui-tune")]
+    values = sorted(v for v in found if v is not None)
+    assert len(values) == 5
     history = {t["name"]: t for t in ok(server, "/api/experiments/default/ui-tune/figures/history")["data"]}
     assert sorted(history["Trials"]["y"]) == pytest.approx(values)
     assert history["Best value"]["y"][-1] == pytest.approx(max(values))
     curves = ok(server, "/api/experiments/default/ui-tune/figures/intermediate")["data"]
-    steps = {t.name: [float(r.step) for r in store.get_observations(t.name, "score")] for t in store.list_trials("ui-tune")}
+    steps = {t.name: [float(r.step or 0) for r in store.get_observations(t.name, "score")] for t in store.list_trials("ui-tune")}
     drawn = [c for c in curves if c.get("x") and len(c["x"]) > 1]
     assert len(drawn) == 5 and all(c["x"] == next(iter(steps.values())) for c in drawn)
     contour = ok(server, "/api/experiments/default/ui-tune/figures/contour?x=y&y=x")
@@ -165,7 +167,7 @@ def test_the_event_stream_sends_the_watched_data_and_problems(server: Server) ->
     assert api(server, "/api/events?watch=nothing").status == 400
 
 
-def test_gone_and_unknown_things_are_404_messages(server: Server, store: Store) -> None:
+def test_gone_and_unknown_things_are_404_messages(server: Server, store: Any) -> None:
     gone = api(server, "/api/experiments/default/nope")
     assert gone.status == 404 and gone.body == {"message": "experiment default/nope not found"}
     other = store.list_trials("ui-tune")[0].name
