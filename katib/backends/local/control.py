@@ -23,6 +23,7 @@ write into a deleted experiment.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,7 +254,8 @@ def create(store: Any, exp: Experiment, *, workdir: str | None = None) -> Experi
         refuse_taken()
         local.open_experiment(store, exp)
         (_run_dir(exp.name, namespace) / "experiment.yaml").write_text(dump_yaml(exp))
-    detached.start(store, exp.name, namespace, workdir=workdir)
+    # Explicit: a recorded one would be a deleted namesake's.
+    detached.start(store, exp.name, namespace, workdir=workdir or os.getcwd())
     return store.get_experiment(exp.name, namespace)  # type: ignore[no-any-return]
 
 
