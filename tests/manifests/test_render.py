@@ -238,7 +238,8 @@ def test_dockerfile_installs_the_package_with_katib_entrypoint() -> None:
 
 # ---- the dashboard -------------------------------------------------------------------------------
 
-UI_COMMAND = ["katib", "ui", "--in-cluster", "--host", "0.0.0.0", "--port", "8080"]
+UI_COMMAND = ["katib", "ui", "--in-cluster", "--host", "0.0.0.0", "--port", "8080",
+              "--db-manager", "$(KATIB_DB_MANAGER_ADDRESS)"]
 
 
 def _rules_of(objects: list[dict[str, Any]], account: str) -> list[dict[str, Any]]:
@@ -268,7 +269,7 @@ def test_the_dashboard_is_read_only_by_default(objects: str, request: pytest.Fix
     assert container["command"] == UI_COMMAND and "--allow-actions" not in container["command"]
     assert container["image"] == "katib-lite:latest"
     assert _grants(_rules_of(rendered, "katib-ui")) == UI_READS
-    env = {e["name"]: e for e in container["env"]}
+    env = {e["name"]: e for e in container["env"]}  # what $(KATIB_DB_MANAGER_ADDRESS) expands to
     assert env["KATIB_DB_MANAGER_ADDRESS"]["valueFrom"]["configMapKeyRef"] == {
         "name": "katib-config", "key": "db-manager-address"}
     service = by_kind(rendered, "Service")["katib-ui"]
@@ -308,4 +309,5 @@ def test_the_dashboard_flags_in_the_manifest_exist() -> None:
         pytest.skip("katib ui is not in this tree yet")
     for extra in ([], ["--allow-actions"]):
         args = parser.parse_args([*UI_COMMAND[1:], *extra])
-        assert args.host == "0.0.0.0" and args.port == 8080
+        assert args.host == "0.0.0.0" and args.port == 8080 and args.in_cluster
+        assert args.db_manager == "$(KATIB_DB_MANAGER_ADDRESS)" and args.allow_actions == bool(extra)
