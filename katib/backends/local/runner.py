@@ -11,6 +11,8 @@ marked ended in one pass are committed with the experiment's new status in one t
 (nothing outside the store happens in between), and only then does a collector record how
 far it read, a trial get stopped or a new one start. The runner reads the trials from the
 store once and then keeps them in memory: it is the only writer of its experiment's trials.
+What others may change (the budget, a stop request) it reads back from the stored experiment
+about once a second (``control.RunnerControl``).
 """
 
 from __future__ import annotations
