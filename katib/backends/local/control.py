@@ -115,6 +115,14 @@ class RunnerControl:
                 requests.budget_changed = True
         return requests
 
+    def raised_at_the_end(self) -> bool:
+        """Look once more after the experiment's end was written: whoever raised the budget
+        meanwhile saw this runner alive and left the raise to it."""
+        requests = self.poll(force=True)
+        if requests.stop:
+            self.clear_stop()  # nothing runs any more
+        return requests.budget_changed and not requests.deleted
+
     def clear_stop(self) -> None:
         def clear(exp: Experiment) -> None:
             exp.metadata.annotations.pop(STOP_REQUESTED, None)

@@ -210,8 +210,8 @@ class LocalRunner:
                 self._stop_trials([t for t in trials if t.name in actions.stop], reason="experiment completed")
                 continue
             if actions.completed:
-                if self._raised_at_the_end():
-                    continue
+                if self.control.raised_at_the_end():
+                    continue  # the next reconcile restarts it
                 self._progress(trials)
                 return self.experiment
             if actions.request and self._outage.may_ask():
@@ -226,15 +226,6 @@ class LocalRunner:
             self._progress(trials)
             self.options.wake.wait(self.options.poll_interval)
             self.options.wake.clear()
-
-    def _raised_at_the_end(self) -> bool:
-        """Look once more after the experiment's end was written: a budget raised meanwhile
-        makes the next reconcile restart it (whoever raised it saw this runner alive and
-        left it to this runner)."""
-        requests = self.control.poll(force=True)
-        if requests.stop:
-            self.control.clear_stop()  # nothing runs any more
-        return requests.budget_changed and not requests.deleted
 
     def _abandon(self) -> None:
         """The experiment was deleted: end its trials' processes, write nothing."""
