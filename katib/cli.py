@@ -109,6 +109,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_opened(args, store, exp, resumed, config_maps, remote)
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Run a stored experiment again without its file: the detached runner the dashboard and
+    KatibClient start, and a way to resume from any directory."""
+    from katib.backends import local
+    from katib.backends.local.control import check_resumable
+
+    remote = _remote_addresses(args.suggestion_address or [])
+    store = _store(args)
+    exp = store.get_experiment(args.name, args.namespace)
+    check_resumable(exp)
+    local.prepare(exp.copy(), remote_algorithms=remote)  # runnable here (e.g. its algorithm's address)
+    args.again = f"katib resume {args.name}" + (f" -n {args.namespace}" if args.namespace != "default" else "")
+    with local.exclusive(exp):
+        exp = store.get_experiment(args.name, args.namespace)  # as it is now that no one else runs it
+        return _run_opened(args, store, exp, True, None, remote)
+
+
 def _run_opened(args: argparse.Namespace, store: Any, exp: Any, resumed: bool, config_maps: Any,
                 remote: dict[str, str]) -> int:
     from katib import display
@@ -136,6 +153,7 @@ def _run_opened(args: argparse.Namespace, store: Any, exp: Any, resumed: bool, c
           f"{exp.spec.parallel_trial_count} at a time); store: {store.url}", file=sys.stderr)
     progress = display.Progress() if not args.quiet else None
     holder: dict[str, Any] = {}
+    again = getattr(args, "again", None) or f"katib run {args.file}"
 
     def on_sigint(signum: int, frame: Any) -> None:
         runner = holder.get("runner")
@@ -158,21 +176,27 @@ def _run_opened(args: argparse.Namespace, store: Any, exp: Any, resumed: bool, c
         print(display.trial_table(exp, store.list_trials(exp.name, exp.metadata.namespace)))
         sys.stderr.write(f"\nkatib: {exc}.\nAny running trials were stopped and run again on resume. "
                          f"Once the suggestion service{' at ' + exc.address if exc.address else ''} is back, run "
-                         f"`katib run {args.file}` again to resume experiment {exp.name!r} "
+                         f"`{again}` again to resume experiment {exp.name!r} "
                          f"(--suggestion-timeout SECONDS waits longer).\n")
         return EXIT_FAILED
     finally:
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, previous_term)
+    runner = holder.get("runner")
+    if runner is not None and runner.deleted:
+        sys.stderr.write(f"katib: experiment {exp.name!r} was deleted while it ran; its trials were stopped\n")
+        return EXIT_FAILED
     trials = store.list_trials(exp.name, exp.metadata.namespace)
     print(display.trial_table(exp, trials))
-    runner = holder.get("runner")
     if early_stopper is not None and runner is not None:
         stopped = sum(1 for t in trials if t.status.state == "EarlyStopped")
         print(f"\nEarly stopping: {stopped} trial(s) stopped early, saving {runner.steps_saved(trials)} "
               f"reported step(s).")
     if holder.get("interrupted"):
-        print(f"\nInterrupted. Run `katib run {args.file}` again to resume experiment {exp.name!r}.")
+        print(f"\nInterrupted. Run `{again}` again to resume experiment {exp.name!r}.")
+        return EXIT_INTERRUPTED
+    if runner is not None and runner.stop_requested:
+        print(f"\nStopped by a request. Run `{again}` again to resume experiment {exp.name!r}.")
         return EXIT_INTERRUPTED
     state = display.state_of(exp)
     reason = next((c.reason for c in (exp.status.conditions if exp.status else []) if c.type == state), "")
@@ -365,9 +389,40 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    store = _store(args)
-    store.delete_experiment(args.name, args.namespace)
+    from katib.backends.local import control
+
+    control.delete(_store(args), args.name, args.namespace)  # a running one is stopped first
     print(f"experiment {args.name!r} deleted")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from katib.ui import server
+
+    missing = server.missing_extra()
+    if missing is not None:
+        sys.stderr.write(f"katib ui: the dashboard needs the ui extra ({missing} is not installed): "
+                         "pip install 'katib-lite[ui]'\n")
+        return EXIT_INVALID
+    return server.serve(args)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from katib.backends.local import control
+
+    store = _store(args)
+    pid = control.runner_pid(args.name, args.namespace)
+    store.get_experiment(args.name, args.namespace)  # an unknown name is an error, not "not running"
+    if pid is None:
+        print(f"experiment {args.name!r} is not running")
+        return 0
+    try:
+        control.request_stop(store, args.name, args.namespace, wait=not args.no_wait, timeout=args.timeout)
+    except TimeoutError as exc:
+        sys.stderr.write(f"katib: {exc}\n")
+        return EXIT_FAILED
+    done = "asked to stop" if args.no_wait else "stopped"
+    print(f"experiment {args.name!r} {done} (runner pid {pid}); `katib resume {args.name}` resumes it")
     return 0
 
 
@@ -459,11 +514,37 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("version", help="the katib-lite, API and Python versions")
     ver.set_defaults(func=cmd_version)
 
-    rm = sub.add_parser("delete", help="delete an experiment, its trials and their metrics")
+    rs = sub.add_parser("resume", help="run a stored experiment again, without its file",
+                        description="Resume an interrupted or stopped experiment, or continue one whose "
+                                    "maxTrialCount was raised, from the store alone.")
+    rs.add_argument("name")
+    rs.add_argument("--suggestion-address", action="append", metavar="ALGORITHM=HOST:PORT",
+                    help="use a remote Katib-compatible suggestion service for ALGORITHM")
+    rs.add_argument("--suggestion-timeout", type=_seconds, metavar="SECONDS",
+                    default=os.environ.get("KATIB_SUGGESTION_TIMEOUT", _DEFAULT_SUGGESTION_TIMEOUT),
+                    help="as for katib run (default: $KATIB_SUGGESTION_TIMEOUT or %(default)s)")
+    rs.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    db(rs)
+    rs.set_defaults(func=cmd_resume)
+
+    st = sub.add_parser("stop", help="stop a running experiment (its runner stops its trials; resumable)")
+    st.add_argument("resource", choices=["experiment", "experiments", "exp"])
+    st.add_argument("name")
+    st.add_argument("--no-wait", action="store_true", help="return once asked, not once stopped")
+    st.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                    help="how long to wait for the runner to stop (default: %(default)s)")
+    db(st)
+    st.set_defaults(func=cmd_stop)
+
+    rm = sub.add_parser("delete", help="delete an experiment, its trials and their metrics (stops it first)")
     rm.add_argument("resource", choices=["experiment", "experiments", "exp"])
     rm.add_argument("name")
     db(rm)
     rm.set_defaults(func=cmd_delete)
+
+    from katib.ui.server import add_parser as add_ui_parser
+
+    add_ui_parser(sub).set_defaults(func=cmd_ui)
 
     # Listed for `katib --help`; `main` hands their arguments to the service modules, so
     # only `--help` (or nothing) of `katib suggestion` and `katib earlystop` reaches these.

@@ -52,12 +52,18 @@ def _violations(rule: str) -> list[str]:
         elif rule == "core" and rel.startswith("katib/controller/"):
             out += [f"{rel}: {t}" for t in ("katib.backends", "katib.store", "grpc", "kubernetes", "sqlalchemy")
                     if _uses(imports, t)]
+        elif rule == "visualization" and rel.startswith("katib/visualization/"):
+            # The figures are shared by the dashboard and the Python API: no web framework here,
+            # and experiments are read through KatibClient, never the database or the cluster directly.
+            out += [f"{rel}: {t}" for t in ("starlette", "uvicorn", "jinja2", "katib.ui", "sqlalchemy", "grpc",
+                                            "kubernetes") if _uses(imports, t)]
         elif rule == "sqlalchemy" and _uses(imports, "sqlalchemy") and not rel.startswith(("katib/store/", "katib/backends/")):
             out.append(f"{rel}: sqlalchemy")
     return out
 
 
-@pytest.mark.parametrize("rule", ["api", "algorithms", "protobuf", "kubernetes", "core", "sqlalchemy"])
+@pytest.mark.parametrize("rule", ["api", "algorithms", "protobuf", "kubernetes", "core", "sqlalchemy",
+                                  "visualization"])
 def test_layering(rule: str) -> None:
     assert _violations(rule) == []
 

@@ -6,24 +6,36 @@ store (``db_url``, default ``$KATIB_DB_URL`` or ``~/.katib/katib.db``). Both ret
 ``katib.api.model`` objects (``Experiment``, ``Trial``, ``OptimalTrial``: snake_case
 attributes, like upstream's V1beta1 models) and metric rows as ``MetricLog``.
 
-Locally the read methods work (get/list experiments and trials, conditions, waiting,
-optimal hyperparameters, trial metrics and logs) plus ``delete_experiment``;
-``create_experiment`` and ``edit_experiment_budget`` need a controller to act on them, so
-they say to use ``katib run`` / ``tune()`` instead.
+Both backends act on experiments too; locally a runner process plays the controller's part
+(``katib.backends.local.control``):
 
-``create_experiment`` validates first and raises ``ValidationError`` listing every problem
-with its field path; an error from the API server keeps the server's message.
+- ``create_experiment`` validates first and raises ``ValidationError`` listing every problem
+  with its field path (an error from the API server keeps the server's message). Locally it
+  checks what ``katib run`` checks, stores the experiment and starts a detached runner
+  (``katib resume NAME`` in its own session, output in ``runs/<ns>/<name>/runner.log`` under
+  ``$KATIB_HOME``), which outlives this process.
+- ``edit_experiment_budget`` changes maxTrialCount, parallelTrialCount, maxFailedTrialCount
+  under upstream's update rules. A running local runner picks it up within about a second;
+  an experiment that ended by reaching maxTrialCount is resumed by a detached runner, except
+  one tune() ran (its objective lives in that process: call tune() again).
+- ``stop_experiment`` (not in upstream's SDK): locally the runner stops its running trials
+  and marks the experiment interrupted, so ``katib run`` / ``katib resume`` / tune() resume
+  it. On Kubernetes the experiment gets no more trials: maxTrialCount is lowered to the
+  number of trials it has, and the running ones finish (see the method).
+- ``delete_experiment`` stops a running local experiment first.
+- ``is_running_locally`` tells whether a runner on this machine runs the experiment.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from typing import Any, Iterator
 
 from katib.api.model import Condition, Experiment, OptimalTrial, Trial
 from katib.api.observation import MetricLog
-from katib.errors import NotFoundError
+from katib.errors import NotFoundError, ValidationError
 
 __all__ = ["KatibClient"]
 
@@ -31,7 +43,8 @@ log = logging.getLogger(__name__)
 
 _EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 _SERVER_FIELDS = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "selfLink")
-_BUDGET_PATHS = ("spec.maxTrialCount", "spec.parallelTrialCount", "spec.maxFailedTrialCount", "spec.resumePolicy")
+# generateName's suffix alphabet, as the API server's (no vowels, no confusable characters)
+_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"
 
 
 class KatibClient:
@@ -57,22 +70,46 @@ class KatibClient:
     def _ns(self, namespace: str | None) -> str:
         return namespace or self.namespace
 
+    @property
+    def store(self) -> Any:
+        """The local store this client reads (``katib.store.Store``), None on Kubernetes: for
+        readers that need more than upstream's methods, such as the dashboard's brief,
+        incremental trial reads."""
+        return self._store
+
     def _local_only_reads(self, method: str) -> None:
         if self._kube is None:
-            raise ValueError(f"KatibClient.{method}() needs the Kubernetes backend; locally, experiments are "
-                             "created and changed by `katib run FILE` or katib.tune()")
+            raise ValueError(f"KatibClient.{method}() needs the Kubernetes backend: the local backend has no "
+                             "Suggestion objects (its algorithms run inside the experiment's runner)")
 
     # -- experiments -----------------------------------------------------------------------
-    def create_experiment(self, experiment: Experiment | dict[str, Any], namespace: str | None = None) -> Experiment:
-        """Validate and create; returns the created Experiment (with uid, resourceVersion)."""
-        self._local_only_reads("create_experiment")
+    def create_experiment(self, experiment: Experiment | dict[str, Any], namespace: str | None = None, *,
+                          workdir: str | None = None) -> Experiment:
+        """Validate and create; returns the created Experiment (with uid, resourceVersion).
+        Locally it also starts running (``workdir``: where trial commands run, default this
+        process's working directory)."""
         from katib.backends.local import prepare
 
-        exp = experiment.copy() if isinstance(experiment, Experiment) else Experiment.from_dict(dict(experiment))
+        if isinstance(experiment, Experiment):
+            exp = experiment.copy()
+        else:
+            errors: list[Any] = []
+            exp = Experiment.from_dict(dict(experiment), "", errors)
+            if errors:
+                raise ValidationError(errors)
         ns = namespace or exp.metadata.namespace or self.namespace
         exp.metadata.namespace = ns
         if not exp.metadata.name and not exp.metadata.generate_name:
-            raise ValueError("create_experiment: the experiment needs metadata.name or metadata.generateName")
+            raise ValidationError("the experiment needs metadata.name (or metadata.generateName)", "metadata.name")
+        if self._store is not None:
+            from katib.backends.local import control
+
+            if not exp.metadata.name:  # what the API server does with generateName
+                exp.metadata.name = exp.metadata.generate_name + "".join(random.choices(_SUFFIX, k=5))  # type: ignore[operator]
+            exp.status = None  # an experiment read back from a store can be created again
+            exp.metadata.uid = exp.metadata.creation_timestamp = exp.metadata.resource_version = None
+            exp.metadata.annotations.pop(control.STOP_REQUESTED, None)
+            return control.create(self._store, exp, workdir=workdir)
         checked = exp.copy()
         if not checked.metadata.name:
             checked.metadata.name = checked.metadata.generate_name.rstrip("-") or "x"  # type: ignore[union-attr]
@@ -145,33 +182,85 @@ class KatibClient:
                                parallel_trial_count: int | None = None, max_failed_trial_count: int | None = None,
                                timeout: float = 120) -> Experiment:
         """Change the counts (the only spec fields an update may change). Checked like an
-        update first, so a refused change names the rule instead of a bare 4xx."""
-        self._local_only_reads("edit_experiment_budget")
-        from katib.api.validation import validate
+        update first, so a refused change names the rule instead of a bare 4xx. Locally, see
+        the class docstring for who picks the change up."""
+        from katib.backends.local.control import budget_errors
 
         changes = {k: v for k, v in (("maxTrialCount", max_trial_count), ("parallelTrialCount", parallel_trial_count),
                                      ("maxFailedTrialCount", max_failed_trial_count)) if v is not None}
         if not changes:
             raise ValueError("edit_experiment_budget: give max_trial_count, parallel_trial_count or "
                              "max_failed_trial_count")
+        if self._store is not None:
+            from katib.backends.local import control
+
+            return control.edit_budget(self._store, name, self._ns(namespace), changes)
         old = self.get_experiment(name, namespace, timeout)
         new = old.copy()
         new.spec.max_trial_count = changes.get("maxTrialCount", new.spec.max_trial_count)
         new.spec.parallel_trial_count = changes.get("parallelTrialCount", new.spec.parallel_trial_count)
         new.spec.max_failed_trial_count = changes.get("maxFailedTrialCount", new.spec.max_failed_trial_count)
-        from katib.errors import ValidationError
-
-        # Only the update rules matter here (the rest was checked at creation, and an object
-        # the controller has not defaulted yet would fail rules that do not concern a budget).
-        errors = [e for e in validate(new, old=old) if e.path.startswith(_BUDGET_PATHS)]
+        errors = budget_errors(new, old)
         if errors:
             raise ValidationError(errors)
+        return self._patch_spec(name, namespace, changes, timeout)
+
+    def _patch_spec(self, name: str, namespace: str | None, changes: dict[str, Any], timeout: float) -> Experiment:
         return Experiment.from_dict(self._kube.patch("experiments", name, self._ns(namespace),  # type: ignore[no-any-return]
                                                      {"spec": changes}, timeout))
 
-    def delete_experiment(self, name: str, namespace: str | None = None, delete_options: Any = None) -> None:
+    def stop_experiment(self, name: str, namespace: str | None = None, *, wait: bool = False,
+                        timeout: float = 120) -> Experiment:
+        """Stop the experiment; returns it as it is then.
+
+        Locally its runner stops the running trials (recorded Killed, to run again) and marks
+        the experiment interrupted; ``katib run``, ``katib resume`` or tune() resume it. An
+        experiment no runner runs is returned unchanged. ``wait``: return once the runner has
+        stopped (TimeoutError after ``timeout`` seconds).
+
+        On Kubernetes the experiment gets no more trials: maxTrialCount is lowered to the
+        number of trials it has (at least 1; parallelTrialCount and maxFailedTrialCount
+        lowered with it when above it, as validation requires), the running trials finish and
+        the experiment ends ``Succeeded`` (``ExperimentMaxTrialsReached``), so raising
+        maxTrialCount later restarts it (resumePolicy LongRunning or FromVolume). Upstream's
+        admission webhook refuses a maxTrialCount not above ``status.trials`` (update rule 7),
+        so against upstream's controller this raises its ValidationError; katib-lite's
+        controller has no webhook and accepts it."""
         if self._store is not None:
-            self._store.delete_experiment(name, self._ns(namespace))
+            from katib.backends.local import control
+
+            return control.request_stop(self._store, name, self._ns(namespace), wait=wait, timeout=timeout)
+        exp = self.get_experiment(name, namespace, timeout)
+        status = exp.status
+        if status is not None and (status.is_true("Succeeded") or status.is_true("Failed")):
+            return exp  # nothing runs any more
+        have = max(len(self.list_trials(name, namespace, timeout)), (status.trials if status else None) or 0, 1)
+        spec = exp.spec
+        changes: dict[str, Any] = {}
+        if spec.max_trial_count is None or spec.max_trial_count > have:
+            changes["maxTrialCount"] = have
+        if spec.parallel_trial_count is not None and spec.parallel_trial_count > have:
+            changes["parallelTrialCount"] = have
+        if spec.max_failed_trial_count is not None and spec.max_failed_trial_count > have:
+            changes["maxFailedTrialCount"] = have
+        return self._patch_spec(name, namespace, changes, timeout) if changes else exp
+
+    def is_running_locally(self, name: str, namespace: str | None = None) -> bool:
+        """Whether a runner on this machine (``katib run``, ``katib resume``, tune()) runs the
+        experiment now. Always False on Kubernetes: its controller runs experiments."""
+        if self._store is None:
+            return False
+        from katib.backends.local.control import runner_pid
+
+        return runner_pid(name, self._ns(namespace)) is not None
+
+    def delete_experiment(self, name: str, namespace: str | None = None, delete_options: Any = None) -> None:
+        """Delete the experiment with its trials (and locally their metrics). Locally a running
+        experiment is stopped first, so that nothing writes into it once it is gone."""
+        if self._store is not None:
+            from katib.backends.local import control
+
+            control.delete(self._store, name, self._ns(namespace))
             return
         self._kube.delete("experiments", name, self._ns(namespace), delete_options)
 

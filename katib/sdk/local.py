@@ -192,7 +192,14 @@ def run_local(objective: Callable[[dict[str, Any]], Any], plan: Plan, args: Expe
             print(f"\nInterrupted. tune(..., name={exp.name!r}) with the same arguments resumes experiment "
                   f"{exp.name!r}.", file=sys.stderr)
             raise KeyboardInterrupt
+        runner = holder.get("runner")
+        if runner is not None and runner.deleted:
+            raise NotFoundError(f"experiment {exp.name!r} was deleted while tune() ran it; its trials were stopped")
+        if progress and runner is not None and runner.stop_requested:
+            print(f"\nStopped by a request. tune(..., name={exp.name!r}) with the same arguments resumes experiment "
+                  f"{exp.name!r}.", file=sys.stderr)
         result = TuneResult.from_experiment(exp, store.list_trials(exp.name, args.namespace), log_path)
+        result.db_url = store.url.render_as_string(hide_password=False)
         store.close()
         if progress:
             print(result.summary(), file=sys.stderr)

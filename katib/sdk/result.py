@@ -62,6 +62,11 @@ class TuneResult:
     trials: list[TrialRecord] = field(default_factory=list)
     best_params: dict[str, Any] = field(default_factory=dict, repr=False)
     best_observed: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Where the plots find what the records leave out (katib.visualization): the store holding
+    # the observation rows (None: not a local store) and the objects the result was built from.
+    db_url: str | None = field(default=None, repr=False)
+    experiment: Experiment | None = field(default=None, repr=False, compare=False)
+    trial_objects: list[Trial] = field(default_factory=list, repr=False, compare=False)
 
     def _no_best(self) -> ValueError:
         counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(self.counts().items())) or "no trials"
@@ -178,6 +183,7 @@ class TuneResult:
             trials=records,
             best_params=decode(opt.parameter_assignments) if best_name and opt else {},
             best_observed=_metrics(exp, opt.observation, names) if best_name and opt else {},
+            experiment=exp, trial_objects=list(trials),
         )
 
 

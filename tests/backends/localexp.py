@@ -26,7 +26,7 @@ def experiment(name: str, *, command: list[str] | None = None, parameters: list[
     parameters = parameters or [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}]
     trial_parameters = trial_parameters or [{"name": "x", "reference": "x"}]
     command = command or ["python3", "-c", STEPS_TRIAL, "${trialParameters.x}"]
-    container = {"name": "training-container", "image": "unused:latest", "command": command}
+    container: dict[str, Any] = {"name": "training-container", "image": "unused:latest", "command": command}
     if env:
         container["env"] = env
     spec: dict[str, Any] = {
@@ -76,3 +76,34 @@ def write(tmp: Path, doc: dict[str, Any] | list[dict[str, Any]], name: str = "ex
     docs = doc if isinstance(doc, list) else [doc]
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     return path
+
+
+def stop_runners_left(home: Path, timeout: float = 15.0) -> list[int]:
+    """SIGTERM every runner still holding an experiment's lock under ``home`` (detached
+    runners a failed test left), as Ctrl-C would: they stop their trials. Returns their pids."""
+    import os
+    import signal
+    import time
+
+    from katib.backends.local.lock import lock_holder
+
+    pids = [pid for d in home.glob("runs/*/*") if (pid := lock_holder(d)) and pid != os.getpid()]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return pids

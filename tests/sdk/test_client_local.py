@@ -10,7 +10,7 @@ import pytest
 
 import katib
 from katib import search
-from katib.errors import NotFoundError
+from katib.errors import NotFoundError, ValidationError
 from katib.sdk.client import KatibClient
 from tests.sdk import objectives as obj
 
@@ -61,7 +61,11 @@ def test_read_methods(client_and_result: Setup, monkeypatch: pytest.MonkeyPatch)
     assert list(client.get_job_logs("readable"))[-1] == "objective=1.0"  # the best trial's
     with pytest.raises(NotFoundError):
         client.get_experiment("missing")
-    with pytest.raises(ValueError, match="needs the Kubernetes backend"):
+    # tune()'s objective lives in the process that called it: no runner can be started for it here
+    with pytest.raises(ValidationError, match=r"started by katib.tune\(\).*call tune\(\.\.\., name='readable'\) again"):
         client.edit_experiment_budget("readable", max_trial_count=5)
+    assert client.get_experiment("readable").spec.max_trial_count == 3  # refused before anything was written
+    with pytest.raises(ValueError, match="needs the Kubernetes backend"):
+        client.list_suggestions()
     client.delete_experiment("readable")
     assert client.list_experiments() == []

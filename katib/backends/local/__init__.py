@@ -2,11 +2,13 @@
 
 ``prepare`` turns a loaded experiment into a defaulted, validated one (nothing runs on bad
 input); ``open_experiment`` creates it in the store or resumes the stored one; ``run``
-drives it to completion with ``LocalRunner``.
+drives it to completion with ``LocalRunner``. ``control`` acts on a stored experiment from
+outside its runner (budget, stop, delete, a detached runner for it).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable
@@ -20,7 +22,8 @@ from katib.backends.local.lock import runner_lock
 from katib.backends.local.runner import LocalRunner, RunOptions, run_directory
 from katib.errors import AlreadyExistsError, FieldError, NotFoundError, SettingsError, ValidationError
 
-__all__ = ["prepare", "exclusive", "open_experiment", "run", "katib_home", "LocalRunner", "RunOptions"]
+__all__ = ["prepare", "exclusive", "open_experiment", "run", "katib_home", "LocalRunner", "RunOptions",
+           "LAST_APPLIED_BUDGET"]
 
 
 def katib_home() -> Path:
@@ -173,20 +176,53 @@ def exclusive(exp: Experiment) -> ContextManager[None]:
     return runner_lock(run_directory(katib_home(), namespace, exp.name), exp.name)
 
 
+# The budget the file (or tune()'s arguments) gave when the experiment was last run, as JSON.
+LAST_APPLIED_BUDGET = "katib.kubeflow.org/last-applied-budget"
+
+
+_BUDGET_KEYS = {"maxTrialCount": "max_trial_count", "parallelTrialCount": "parallel_trial_count",
+                "maxFailedTrialCount": "max_failed_trial_count"}
+
+
+def _budget(spec: ExperimentSpec) -> dict[str, Any]:
+    return {key: getattr(spec, attr) for key, attr in _BUDGET_KEYS.items()}
+
+
+def _keep_edited_budget(stored: Experiment, exp: Experiment) -> None:
+    """The rule kubectl apply follows with its last-applied configuration: a budget field the
+    file has not changed since it was last run keeps the stored value (which KatibClient or
+    the dashboard may have edited since); a field the file changed wins. Without a record
+    (an experiment stored before there was one) the file wins."""
+    try:
+        last = json.loads(stored.metadata.annotations.get(LAST_APPLIED_BUDGET, "null"))
+    except ValueError:
+        last = None
+    if not isinstance(last, dict):
+        return
+    given = _budget(exp.spec)
+    for key, attr in _BUDGET_KEYS.items():
+        if key in last and given[key] == last[key]:
+            setattr(exp.spec, attr, getattr(stored.spec, attr))
+
+
 def open_experiment(store: Any, exp: Experiment, *, config_maps: Any = None,
                     remote_algorithms: Iterable[str] = ()) -> tuple[Experiment, bool]:
     """Create the experiment in the store, or return the stored one to resume it.
 
     Resuming accepts the budget changes upstream accepts on update (parallelTrialCount,
     maxTrialCount, maxFailedTrialCount, with the same rules); any other difference is an
-    error naming the way out. Returns (experiment, resumed).
+    error naming the way out. A budget edited in the store since the file was last run is
+    kept unless the file changed that field too (``_keep_edited_budget``). Returns
+    (experiment, resumed).
     """
     namespace = exp.metadata.namespace or "default"
+    applied = json.dumps(_budget(exp.spec), sort_keys=True)
     try:
         stored = store.get_experiment(exp.name, namespace)
     except NotFoundError:
         stored = None
     if stored is None:
+        exp.metadata.annotations[LAST_APPLIED_BUDGET] = applied
         try:
             store.create_experiment(exp)
         except AlreadyExistsError:  # lost a race with another runner: resume instead
@@ -200,6 +236,7 @@ def open_experiment(store: Any, exp: Experiment, *, config_maps: Any = None,
             f"experiment {exp.name!r} already exists in namespace {namespace!r} with a different spec "
             f"({shown} differ); only parallelTrialCount, maxTrialCount and maxFailedTrialCount may change "
             f"when resuming. Delete it first (katib delete experiment {exp.name}) or choose another name")])
+    _keep_edited_budget(stored, exp)
     changed = any(getattr(stored.spec, k) != getattr(exp.spec, k) for k in _BUDGET)
     if changed:
         refused = _refuse_restart(stored, exp)
@@ -209,10 +246,14 @@ def open_experiment(store: Any, exp: Experiment, *, config_maps: Any = None,
         old = stored.copy()
         old.spec.resume_policy = exp.spec.resume_policy
         prepare(exp, config_maps=config_maps, remote_algorithms=remote_algorithms, old=old)
-    if changed or stored.spec.resume_policy != exp.spec.resume_policy:
-        for k in (*_BUDGET, "resume_policy"):
-            setattr(stored.spec, k, getattr(exp.spec, k))
-        store.update_experiment(stored)
+    if (changed or stored.spec.resume_policy != exp.spec.resume_policy
+            or stored.metadata.annotations.get(LAST_APPLIED_BUDGET) != applied):
+        def apply(e: Experiment) -> None:
+            for k in (*_BUDGET, "resume_policy"):
+                setattr(e.spec, k, getattr(exp.spec, k))
+            e.metadata.annotations[LAST_APPLIED_BUDGET] = applied
+        # Spec and annotations only: the status stays whatever the store holds.
+        stored = store.edit_experiment(exp.name, namespace, apply)
     return stored, True
 
 

@@ -26,8 +26,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Sequence
 
-__all__ = ["ProcessSpec", "TrialProcess", "WRAPPER"]
+__all__ = ["ProcessSpec", "TrialProcess", "WRAPPER", "stop_all", "output_tail"]
 
 log = logging.getLogger(__name__)
 
@@ -245,3 +246,34 @@ class TrialProcess:
             pass
         except PermissionError:
             log.warning("not allowed to signal trial process group %d", self._pid)
+
+
+def stop_all(procs: Sequence[Any], grace: float) -> None:
+    """SIGTERM every trial at once (adopting those an earlier runner started), wait up to
+    ``grace`` seconds for them all, then SIGKILL the rest: n trials take one grace period."""
+    for proc in procs:
+        if proc.adopt() or proc.running():
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    while any(p.running() for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for proc in procs:
+        if proc.running():
+            proc.stop(0)
+
+
+def output_tail(path: Path, lines: int = 5, traceback_lines: int = 60) -> str:
+    """The last ``lines`` lines of a trial's output, or, when a Python traceback ends it, the
+    whole traceback (up to ``traceback_lines``): its last 5 lines rarely reach the user's own
+    frame. Empty when there is no output."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - (1 << 16)))  # a traceback sits at the end of a large log
+            text = f.read().decode(errors="replace").rstrip().splitlines()
+    except OSError:
+        return ""
+    recent = text[-traceback_lines:]
+    starts = [i for i, line in enumerate(recent) if line.startswith("Traceback (most recent call last):")]
+    text = recent[starts[-1]:] if starts else text[-lines:]
+    return "\n".join(text)

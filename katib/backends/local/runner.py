@@ -11,6 +11,8 @@ marked ended in one pass are committed with the experiment's new status in one t
 (nothing outside the store happens in between), and only then does a collector record how
 far it read, a trial get stopped or a new one start. The runner reads the trials from the
 store once and then keeps them in memory: it is the only writer of its experiment's trials.
+What others may change (the budget, a stop request) it reads back from the stored experiment
+about once a second (``control.RunnerControl``).
 """
 
 from __future__ import annotations
@@ -40,13 +42,15 @@ from katib.api.model import (
 from katib.api.observation import MetricLog
 from katib.backends.local import deadline as deadlines
 from katib.backends.local.collect import TrialCollector, check_collector
+from katib.backends.local.control import STOP_MESSAGE, RunnerControl
 from katib.backends.local.lock import runner_lock
 from katib.backends.local.outage import Outage
-from katib.backends.local.process import ProcessSpec, TrialProcess
+from katib.backends.local.process import ProcessSpec, TrialProcess, output_tail, stop_all
 from katib.controller.conditions import is_true, now_rfc3339, set_condition
 from katib.controller.reconcile import compute_status, mark_interrupted, reconcile
 from katib.controller.template import primary_container, render_trial_spec
 from katib.errors import (
+    NotFoundError,
     SearchSpaceExhausted,
     ServiceError,
     SettingsError,
@@ -65,6 +69,7 @@ _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 INTERRUPTED = "katib.kubeflow.org/interrupted"
 _ACTIVE = ("Pending", TC.RUNNING)  # the states a trial leaves only through this runner
 DEFAULT_SUGGESTION_TIMEOUT = 300.0
+WORKDIR_FILE = "workdir"
 
 
 class SuggestionServiceUnavailable(ServiceError):
@@ -137,6 +142,10 @@ class LocalRunner:
         self._outage = Outage(options.suggestion_timeout, getattr(suggester, "address", None))
         # Trials stopped for passing their active deadline: name -> the deadline in seconds.
         self._overdue: dict[str, float] = {}
+        # Budget changes and stop requests made from outside (KatibClient, the dashboard).
+        self.control = RunnerControl(store, experiment)
+        self.stop_requested: str | None = None  # when the stop request this run obeyed was made
+        self.deleted = False  # the experiment was deleted while it ran
         check_collector(experiment)
 
     # -- public ----------------------------------------------------------------------------
@@ -150,12 +159,29 @@ class LocalRunner:
     def run(self) -> Experiment:
         directory = run_directory(self.options.base_dir, self.namespace, self.experiment.name)
         with runner_lock(directory, self.experiment.name):  # held already by katib run and tune()
-            return self._run()
+            # Where trial commands run, for a runner started later by `katib resume`.
+            (directory / WORKDIR_FILE).write_text(self.options.workdir)
+            try:
+                return self._run()
+            except NotFoundError:
+                if not self.control.poll(force=True).deleted:
+                    raise
+                self._abandon()
+                return self.experiment
 
     def _run(self) -> Experiment:
+        self.control.begin()
         self._resume()
         while True:
             trials = self._list_trials()
+            requests = self.control.poll()
+            if requests.deleted:
+                self._abandon()
+                return self.experiment
+            if requests.stop and not self._interrupted.is_set():
+                log.info("experiment %s: stop requested (%s)", self.experiment.name, requests.stop)
+                self.stop_requested = requests.stop
+                self._interrupted.set()
             with self._writes():  # this pass's metrics, ended trials and the experiment's status
                 stopping = self._collect()
                 interrupted = self._interrupted.is_set()
@@ -171,6 +197,11 @@ class LocalRunner:
                 for trial, decision in stopping:
                     self._early_stop(trial, decision)
                 continue
+            if interrupted and self.stop_requested:
+                self._stop_all(trials, "the experiment was stopped by a request; running it again resumes it",
+                               f"{STOP_MESSAGE}; running it again resumes it")
+                self.control.clear_stop()
+                return self.experiment
             if interrupted:
                 self._stop_all(trials, "interrupted (Ctrl-C); `katib run` again resumes it",
                                "Experiment was interrupted; running it again resumes it")
@@ -179,6 +210,8 @@ class LocalRunner:
                 self._stop_trials([t for t in trials if t.name in actions.stop], reason="experiment completed")
                 continue
             if actions.completed:
+                if self.control.raised_at_the_end():
+                    continue  # the next reconcile restarts it
                 self._progress(trials)
                 return self.experiment
             if actions.request and self._outage.may_ask():
@@ -193,6 +226,12 @@ class LocalRunner:
             self._progress(trials)
             self.options.wake.wait(self.options.poll_interval)
             self.options.wake.clear()
+
+    def _abandon(self) -> None:
+        """The experiment was deleted: end its trials' processes, write nothing."""
+        log.warning("experiment %s was deleted while it ran; stopping its trials", self.experiment.name)
+        self.deleted = True
+        stop_all([self._process(t) for t in self._active.values()], self.options.grace_period)
 
     def _list_trials(self) -> list[Trial]:
         if self._trials is None:
@@ -503,22 +542,9 @@ class LocalRunner:
             else:
                 self._finish(trial, TC.SUCCEEDED, "TrialSucceeded", "Trial has succeeded")
 
-    def _tail(self, trial: Trial, lines: int = 5, traceback_lines: int = 60) -> str:
-        """The last ``lines`` lines of the trial's output, or, when a Python traceback ends
-        it, the whole traceback (up to ``traceback_lines``): its last 5 lines rarely reach
-        the user's own frame."""
-        path = self.processes[trial.name].log_path
-        try:
-            with open(path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - (1 << 16)))  # a traceback sits at the end of a large log
-                text = f.read().decode(errors="replace").rstrip().splitlines()
-        except OSError:
-            return ""
-        recent = text[-traceback_lines:]
-        starts = [i for i, line in enumerate(recent) if line.startswith("Traceback (most recent call last):")]
-        text = recent[starts[-1]:] if starts else text[-lines:]
-        return ("; last output:\n" + "\n".join(text)) if text else ""
+    def _tail(self, trial: Trial) -> str:
+        text = output_tail(self.processes[trial.name].log_path)
+        return f"; last output:\n{text}" if text else ""
 
     def _finish(self, trial: Trial, state: str, reason: str, message: str) -> None:
         self._set(trial, state, message, reason)
@@ -537,16 +563,8 @@ class LocalRunner:
         set_condition(conds, state, "True", reason or TC.REASONS[state], message, now)
 
     def _stop_trials(self, trials: list[Trial], reason: str, interrupted: bool = False) -> None:
-        procs = [(t, self._process(t)) for t in trials]
-        for _, proc in procs:
-            if proc.adopt() or proc.running():
-                proc.terminate()
-        deadline = time.monotonic() + self.options.grace_period
-        while any(p.running() for _, p in procs) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for trial, proc in procs:
-            if proc.running():
-                proc.stop(0)
+        stop_all([self._process(t) for t in trials], self.options.grace_period)
+        for trial in trials:
             collector = self.collectors.get(trial.name)
             with self._writes():
                 final = collector.finish() if collector is not None else []
