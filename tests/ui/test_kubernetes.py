@@ -106,6 +106,7 @@ def test_the_dashboard_shows_a_clusters_experiment(servers: dict[str, support.Se
     assert row["name"] == NAME and row["status"] == "Succeeded" and row["algorithm"] == "grid"
     assert row["counts"]["succeeded"] == 3 and row["best"]["value"] == "0.5"
     detail = get(server, f"/api/experiments/{namespace}/{NAME}")
+    assert exp.status is not None
     assert detail["runner"] is None and [c["type"] for c in detail["conditions"]] == [c.type for c in exp.status.conditions]
     page = get(server, f"/api/experiments/{namespace}/{NAME}/trials?sort=param:x")
     assert [r["cells"]["param:x"] for r in page["rows"]] == ["1", "2", "3"] and page["total"] == len(trials) == 3
