@@ -123,7 +123,10 @@ PLOT_DRAWN = ("var p = document.querySelector(arguments[0] || '.tab:not([hidden]
               "return !!(p && p.data && p.data.length);")
 
 
-def _shot(driver: Any, name: str, full: bool = False) -> None:
+def _shot(driver: Any, name: str, full: bool = False, chart: bool = False) -> None:
+    if chart:  # the tab bar at the top, so the whole chart is in the picture
+        driver.execute_script("document.querySelector('nav.tabs').scrollIntoView()")
+        time.sleep(0.5)
     if full:
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(1400, min(max(1000, height), 2400))
@@ -164,13 +167,13 @@ def main() -> int:
             driver.get(exp + "#" + tab)
             driver.refresh()
             _settle(driver, f"return (function(){{{PLOT_DRAWN}}})()")
-            _shot(driver, tab)
+            _shot(driver, tab, chart=True)
         names = [e["name"] for e in _get(base, "/api/experiments")["experiments"]]
         sgd = next(n for n in names if "sgd" in n)  # tune_quickstart.py's search with reported epochs
         driver.get(f"{base}/experiments/default/{sgd}#intermediate")
         driver.refresh()
         _settle(driver, f"return (function(){{{PLOT_DRAWN}}})()")
-        _shot(driver, "intermediate")
+        _shot(driver, "intermediate", chart=True)
         # A failed trial's page: its error first.
         rows = _get(base, "/api/experiments/default/flaky/trials?f.state=Failed&limit=1")["rows"]
         driver.get(f"{base}/experiments/default/flaky/trials/{rows[0]['name']}")

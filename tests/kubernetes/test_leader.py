@@ -355,6 +355,9 @@ def test_a_killed_leader_is_replaced_after_the_lease_duration(kube: Kube, k8s_na
     body["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"][2] = SLOW_TRAIN
     kube.create(EXPERIMENTS, ns, body)
     wait_for("ctl-a to create a trial", lambda: trials_of(kube, ns, "killed"), timeout=60, interval=0.1)
+    # The trial is in the API server a moment before ctl-a logs it: kill only once it has, so
+    # that the count below sees every trial ctl-a created.
+    wait_for("ctl-a to log its trial", a.created, timeout=30, interval=0.05)
 
     a.stop(signal.SIGKILL)  # no release: the lease must run out
     killed = time.monotonic()
