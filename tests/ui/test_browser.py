@@ -121,6 +121,7 @@ def test_the_experiment_page_shows_the_experiment_and_its_trials(driver: Any, se
     exp = store.get_experiment("ui-grid")
     trials = store.list_trials("ui-grid")
     open_page(driver, server.url + "/experiments/default/ui-grid", "#trials tbody tr[data-trial]")
+    wait(driver, by_css("#counts"), what="the experiment's header")  # asked for alongside the table
     assert text(driver, '#counts [data-count="trials"]') == "4"
     assert text(driver, '#counts [data-count="succeeded"]') == "3"
     assert text(driver, '#counts [data-count="failed"]') == "1"
@@ -147,6 +148,7 @@ def test_the_experiment_page_shows_the_experiment_and_its_trials(driver: Any, se
     wait(driver, lambda d: len(texts(d, "#trials tbody tr")) == 1, what="the state filter")
     assert "ValueError: learning rate 0.9 diverged" in text(driver, "#trials tbody td.reason")
     select(driver, "#trial-state", "")
+    wait(driver, lambda d: len(texts(d, "#trials tbody tr")) == 4, what="the state filter to be cleared")
     find(driver, '#trials input[data-filter="param:lr"]').send_keys(">0.4")
     wait(driver, lambda d: sorted(texts(d, '#trials tbody td[data-key="param:lr"]')) == ["0.5", "0.9"],
          what="the lr filter")
