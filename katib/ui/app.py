@@ -133,17 +133,20 @@ class _Compress:
 
 
 def create_app(client_factory: ClientFactory, *, backend: str = "local", namespace: str | None = None,
-               allow_actions: bool | None = None, source: str = "", db_manager: str | None = None,
-               host: str = "127.0.0.1", poll_interval: float = 1.0, cache_ttl: float = 1.0,
+               allow_actions: bool | None = None, read_only_reason: str = "", source: str = "",
+               db_manager: str | None = None,
+               host: str = "127.0.0.1", poll_interval: float = 1.0, cache_ttl: float | None = None,
                timeout: float = 10.0) -> Starlette:
     """The dashboard over the ``KatibClient`` that ``client_factory()`` returns (opened on
     first use, and again after it failed). Actions are allowed by default locally and only
-    with ``allow_actions=True`` on Kubernetes."""
+    with ``allow_actions=True`` on Kubernetes; ``read_only_reason`` tells the pages why not."""
     settings = Settings(backend=backend, namespace=namespace, source=source, db_manager=db_manager,
                         allow_actions=(backend == "local") if allow_actions is None else allow_actions,
-                        timeout=timeout)
+                        read_only_reason=read_only_reason, timeout=timeout)
     dashboard = Dashboard(client_factory, settings)
-    reader = Reader(dashboard, ExperimentCache(dashboard, ttl=cache_ttl))
+    # The API server lists every trial again on a check (no cheap "what changed" query): less often.
+    ttl = cache_ttl if cache_ttl is not None else (1.0 if backend == "local" else 5.0)
+    reader = Reader(dashboard, ExperimentCache(dashboard, ttl=ttl))
     shell = (STATIC / "index.html").read_text()
 
     async def page(request: Request) -> Response:
@@ -256,7 +259,7 @@ def create_app(client_factory: ClientFactory, *, backend: str = "local", namespa
         dashboard.close()
 
     middleware = [Middleware(_Compress), Middleware(_Guard)]
-    if host in _LOOPBACK:
+    if host in _LOOPBACK or host.startswith("127."):
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"]))
     handlers = _handlers()
     handlers.update({_Forbidden: forbidden, 404: not_found_route, 405: _method_not_allowed})

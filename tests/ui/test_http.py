@@ -300,3 +300,33 @@ def test_katib_ui_without_the_extra_names_it(tmp_path: Path) -> None:
                             "print(sorted(m for m in ('starlette', 'uvicorn', 'plotly') if m in sys.modules))"],
                            env=support.env_for(tmp_path, "sqlite://"), capture_output=True, text=True, timeout=60)
     assert quiet.stdout.strip() == "[]", quiet.stderr
+
+
+def test_beyond_this_machine_the_dashboard_is_read_only_unless_allowed(ui_home: Path, db_url: str) -> None:
+    srv = support.start_server(ui_home, db_url, "--db", db_url, "--host", "0.0.0.0")
+    try:
+        info = ok(srv, "/api/info")
+        assert info["allowActions"] is False and "listens on 0.0.0.0" in info["actionsNote"]
+        refused = api(srv, "/api/experiments/default/ui-grid", "DELETE")
+        assert refused.status == 403 and "--allow-actions" in refused.body["message"]
+        assert "read-only" in srv.log()
+    finally:
+        srv.stop()
+    allowed = support.start_server(ui_home, db_url, "--db", db_url, "--host", "0.0.0.0", "--allow-actions")
+    try:
+        assert ok(allowed, "/api/info")["allowActions"] is True
+    finally:
+        allowed.stop()
+
+
+def test_a_port_in_use_is_a_message(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = support.katib(tmp_path, "sqlite://", "ui", "--port", str(port), timeout=60)
+    assert done.returncode == 1
+    assert f"katib ui: cannot listen on 127.0.0.1:{port}; choose another with --port" in done.stderr
+    assert "serving" not in done.stderr and "Traceback" not in done.stderr
