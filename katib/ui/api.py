@@ -48,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from pathlib import Path
 from typing import Any, Callable
 
 from katib.errors import NotFoundError
@@ -200,19 +201,21 @@ class Reader:
             rows_error = (f"metrics per step cannot be read from the DB manager"
                           f"{' at ' + self.settings.db_manager if self.settings.db_manager else ''}: "
                           f"{views_first_line(exc)}; start katib ui with --db-manager HOST:PORT")
-        lines, total, log_error = self.dashboard.call(lambda c: views.read_log(c, name, trial_name, namespace))
-        source = self._log_source(namespace, name, trial_name)
+        path = self._log_path(namespace, name, trial_name)
+        lines, total, log_error = self.dashboard.call(lambda c: views.read_log(c, name, trial_name, namespace, path))
+        source = str(path) if path is not None else "the trial's pod log"
         payload = views.trial_detail(exp, trial, rows, rows_error, lines, total, log_error, source)
         payload["token"] = token_of(payload)
         return payload
 
-    def _log_source(self, namespace: str, name: str, trial: str) -> str:
+    def _log_path(self, namespace: str, name: str, trial: str) -> Path | None:
+        """Where the local backend keeps the trial's output (None on Kubernetes: a pod log)."""
         if not self.dashboard.local:
-            return "the trial's pod log"
+            return None
         from katib.backends.local import katib_home
         from katib.backends.local.runner import trial_directory
 
-        return str(trial_directory(katib_home(), namespace, name, trial) / "stdout.log")
+        return trial_directory(katib_home(), namespace, name, trial) / "stdout.log"
 
     # -- actions ---------------------------------------------------------------------------
     def validate(self, text: str) -> dict[str, Any]:

@@ -330,3 +330,16 @@ def test_a_port_in_use_is_a_message(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"katib ui: cannot listen on 127.0.0.1:{port}; choose another with --port" in done.stderr
     assert "serving" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_large_log_is_read_from_its_end(server: Server, store: Any, ui_home: Path) -> None:
+    trial = store.list_trials("ui-tune")[-1].name
+    path = ui_home / "runs" / "default" / "ui-tune" / trial / "stdout.log"
+    with open(path, "a") as out:
+        for i in range(60_000):
+            out.write(f"training line {i} " + "x" * 20 + "\n")
+        out.write("the end\n")
+    assert path.stat().st_size > 1 << 20
+    t = ok(server, f"/api/experiments/default/ui-tune/trials/{trial}")
+    assert t["log"]["total"] is None and t["log"]["lines"][-1] == "the end" and len(t["log"]["lines"]) == 400
+    assert t["log"]["lines"][0].startswith("training line 59601 ")  # 399 of them, then "the end"
