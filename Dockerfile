@@ -19,10 +19,11 @@ COPY suggestion/ suggestion/
 COPY earlystop/ earlystop/
 # Both database drivers, so one image serves either overlay; cryptography lets PyMySQL use
 # MySQL 8's default caching_sha2_password authentication. The nas extra (PyTorch's CPU build,
-# the version CI tests) is the enas algorithm's controller in the shared suggestion service.
+# the version CI tests) is the enas algorithm's controller in the shared suggestion service;
+# the ui extra is the dashboard's (manifests/base/ui.yaml).
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ARG TORCH_VERSION=2.13.0
-RUN pip install --extra-index-url "$TORCH_INDEX" "torch==$TORCH_VERSION" ".[mysql,postgres,nas]" cryptography \
+RUN pip install --extra-index-url "$TORCH_INDEX" "torch==$TORCH_VERSION" ".[mysql,postgres,nas,ui]" cryptography \
     && rm -rf /src
 
 # The manifests run it as this non-root user with a read-only root filesystem; KATIB_HOME

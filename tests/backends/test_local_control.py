@@ -260,3 +260,40 @@ def test_a_budget_raised_while_the_runner_ends_is_not_lost(tmp_path: Path, clien
     assert edited.spec.max_trial_count == 2
     client.wait_for_experiment_condition("handoff", timeout=60, polling_interval=0.1)
     wait_for(lambda: states("handoff") == ["Succeeded", "Succeeded"] and not client.is_running_locally("handoff"))
+
+
+def test_the_runner_looks_once_more_after_it_wrote_the_end(tmp_path: Path) -> None:
+    """A budget raised between the runner's last regular look and the end it writes: its last
+    look after that write sees it, and the experiment goes on instead of ending."""
+    from katib.backends import local
+    from suggestion.inprocess import InProcessSuggester
+
+    store = Store()
+    exp = local.prepare(Experiment.from_dict(doc("lastlook", max_trials=1)))
+    exp, _ = local.open_experiment(store, exp)
+
+    class RaisesAtTheEnd:
+        """The store, except that the first read after the end was written raises the budget
+        first, as a client would at that moment."""
+
+        def __init__(self) -> None:
+            self.raised = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def get_experiment(self, name: str, namespace: str = "default") -> Experiment:
+            stored = store.get_experiment(name, namespace)
+            if not self.raised and stored.status is not None and stored.status.is_true("Succeeded"):
+                self.raised = True
+
+                def more(e: Experiment) -> None:
+                    e.spec.max_trial_count = 2
+                store.edit_experiment(name, namespace, more)
+            return store.get_experiment(name, namespace)
+
+    wrapped = RaisesAtTheEnd()
+    final = local.run(wrapped, exp, InProcessSuggester(), workdir=str(tmp_path), poll_interval=0.05)
+    assert wrapped.raised
+    assert states("lastlook") == ["Succeeded", "Succeeded"]
+    assert true_conditions(final)[-1] == ("Succeeded", "ExperimentMaxTrialsReached")

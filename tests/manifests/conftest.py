@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 CRDS_FILE = MANIFESTS / "base" / "crds.yaml"
 POSTGRES = MANIFESTS / "overlays" / "postgres"
+UI_ACTIONS = MANIFESTS / "overlays" / "ui-actions"
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -52,6 +53,11 @@ def base_objects(kubectl_bin: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def postgres_objects(kubectl_bin: str) -> list[dict[str, Any]]:
     return render(kubectl_bin, POSTGRES)
+
+
+@pytest.fixture(scope="session")
+def ui_actions_objects(kubectl_bin: str) -> list[dict[str, Any]]:
+    return render(kubectl_bin, UI_ACTIONS)
 
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:

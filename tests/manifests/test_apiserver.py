@@ -268,7 +268,7 @@ def installed_base(base_objects: list[dict[str, Any]], cluster_kubectl: Kubectl)
     cluster_kubectl("apply", "-f", "-", input=_stream([o for o in base_objects if o["kind"] in _REAL]))
 
 
-@pytest.mark.parametrize("objects", ["base_objects", "postgres_objects"])
+@pytest.mark.parametrize("objects", ["base_objects", "postgres_objects", "ui_actions_objects"])
 def test_whole_installation_passes_server_side_admission(
         objects: str, request: pytest.FixtureRequest, installed_base: None,
         cluster_kubectl: Kubectl) -> None:
@@ -276,7 +276,7 @@ def test_whole_installation_passes_server_side_admission(
     proc = cluster_kubectl("apply", "--dry-run=server", "-f", "-", input=_stream(rendered))
     done = [line for line in proc.stdout.splitlines() if line.endswith("(server dry run)")]
     assert len(done) == len(rendered), proc.stdout
-    assert len(by_kind(rendered, "Deployment")) == 5
+    assert len(by_kind(rendered, "Deployment")) == 6
 
 
 # (verb, "resource[.group][/subresource]", namespace or None for all namespaces)
@@ -397,3 +397,54 @@ def test_kubectl_auth_can_i_agrees(bound: None, cluster_kubectl: Kubectl) -> Non
     assert not _can_i(cluster_kubectl, "delete", "namespaces", None)
     assert not _can_i(cluster_kubectl, "get", "secrets", "kubeflow")
     assert not _can_i(cluster_kubectl, "create", "deployments.apps", "kubeflow")
+
+
+# ---- the dashboard's account ----------------------------------------------------------------------
+
+Check = tuple[str, str, "str | None"]  # (verb, what, namespace) as _allowed takes them
+UI_NEEDS: list[Check] = [
+    ("list", "experiments.kubeflow.org", None), ("watch", "experiments.kubeflow.org", None),
+    ("get", "experiments.kubeflow.org", "team-a"), ("list", "trials.kubeflow.org", None),
+    ("watch", "trials.kubeflow.org", "team-a"), ("get", "suggestions.kubeflow.org", "team-a"),
+    ("list", "pods", "team-a"), ("get", "pods", "team-a"), ("get", "pods/log", "team-a"),
+]
+UI_ACTIONS: list[Check] = [("create", "experiments.kubeflow.org", "team-a"), ("patch", "experiments.kubeflow.org", "team-a"),
+              ("delete", "experiments.kubeflow.org", "team-a")]
+UI_NEVER: list[Check] = [
+    ("update", "experiments.kubeflow.org/status", "team-a"), ("create", "trials.kubeflow.org", "team-a"),
+    ("delete", "trials.kubeflow.org", "team-a"), ("patch", "trials.kubeflow.org", "team-a"),
+    ("delete", "pods", "team-a"), ("create", "pods/exec", "team-a"), ("get", "secrets", "kubeflow"),
+    ("list", "configmaps", None), ("create", "jobs.batch", "team-a"), ("delete", "namespaces", None),
+]
+
+
+def test_the_dashboard_reads_and_does_not_write_by_default(
+        installed_base: None, k8s_api_client: client.ApiClient) -> None:
+    _eventually("the katib-ui binding to take effect",
+                lambda: _allowed(k8s_api_client, "list", "experiments.kubeflow.org", None, account="katib-ui"))
+    missing = [c for c in UI_NEEDS if not _allowed(k8s_api_client, c[0], c[1], c[2], account="katib-ui")]
+    assert not missing, f"katib-ui may not: {missing}"
+    granted = [c for c in UI_ACTIONS + UI_NEVER if _allowed(k8s_api_client, c[0], c[1], c[2], account="katib-ui")]
+    assert not granted, f"katib-ui may, but should not: {granted}"
+
+
+@pytest.fixture
+def ui_actions_bound(installed_base: None, ui_actions_objects: list[dict[str, Any]],
+                     cluster_kubectl: Kubectl) -> Any:
+    added = [o for o in ui_actions_objects if o["metadata"]["name"] == "katib-ui-actions"]
+    assert len(added) == 2
+    cluster_kubectl("apply", "-f", "-", input=_stream(added))
+    yield
+    # Cluster-scoped and shared by the session: the read-only test must not see them.
+    cluster_kubectl("delete", "clusterrolebinding/katib-ui-actions", "clusterrole/katib-ui-actions",
+                    "--ignore-not-found")
+
+
+def test_the_ui_actions_component_grants_the_actions_and_nothing_more(
+        ui_actions_bound: None, k8s_api_client: client.ApiClient) -> None:
+    _eventually("the katib-ui-actions binding to take effect",
+                lambda: _allowed(k8s_api_client, "patch", "experiments.kubeflow.org", "team-a", account="katib-ui"))
+    missing = [c for c in UI_NEEDS + UI_ACTIONS if not _allowed(k8s_api_client, c[0], c[1], c[2], account="katib-ui")]
+    assert not missing, f"katib-ui may not: {missing}"
+    granted = [c for c in UI_NEVER if _allowed(k8s_api_client, c[0], c[1], c[2], account="katib-ui")]
+    assert not granted, f"katib-ui may, but should not: {granted}"

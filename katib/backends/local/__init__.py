@@ -2,7 +2,8 @@
 
 ``prepare`` turns a loaded experiment into a defaulted, validated one (nothing runs on bad
 input); ``open_experiment`` creates it in the store or resumes the stored one; ``run``
-drives it to completion with ``LocalRunner``.
+drives it to completion with ``LocalRunner``. ``control`` acts on a stored experiment from
+outside its runner (budget, stop, delete, a detached runner for it).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ write into a deleted experiment.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,14 @@ class RunnerControl:
                 setattr(spec, attr, new)
                 requests.budget_changed = True
         return requests
+
+    def raised_at_the_end(self) -> bool:
+        """Look once more after the experiment's end was written: whoever raised the budget
+        meanwhile saw this runner alive and left the raise to it."""
+        requests = self.poll(force=True)
+        if requests.stop:
+            self.clear_stop()  # nothing runs any more
+        return requests.budget_changed and not requests.deleted
 
     def clear_stop(self) -> None:
         def clear(exp: Experiment) -> None:
@@ -253,7 +262,8 @@ def create(store: Any, exp: Experiment, *, workdir: str | None = None) -> Experi
         refuse_taken()
         local.open_experiment(store, exp)
         (_run_dir(exp.name, namespace) / "experiment.yaml").write_text(dump_yaml(exp))
-    detached.start(store, exp.name, namespace, workdir=workdir)
+    # Explicit: a recorded one would be a deleted namesake's.
+    detached.start(store, exp.name, namespace, workdir=workdir or os.getcwd())
     return store.get_experiment(exp.name, namespace)  # type: ignore[no-any-return]
 
 

@@ -11,6 +11,8 @@ marked ended in one pass are committed with the experiment's new status in one t
 (nothing outside the store happens in between), and only then does a collector record how
 far it read, a trial get stopped or a new one start. The runner reads the trials from the
 store once and then keeps them in memory: it is the only writer of its experiment's trials.
+What others may change (the budget, a stop request) it reads back from the stored experiment
+about once a second (``control.RunnerControl``).
 """
 
 from __future__ import annotations
@@ -208,8 +210,8 @@ class LocalRunner:
                 self._stop_trials([t for t in trials if t.name in actions.stop], reason="experiment completed")
                 continue
             if actions.completed:
-                if self._raised_at_the_end():
-                    continue
+                if self.control.raised_at_the_end():
+                    continue  # the next reconcile restarts it
                 self._progress(trials)
                 return self.experiment
             if actions.request and self._outage.may_ask():
@@ -224,15 +226,6 @@ class LocalRunner:
             self._progress(trials)
             self.options.wake.wait(self.options.poll_interval)
             self.options.wake.clear()
-
-    def _raised_at_the_end(self) -> bool:
-        """Look once more after the experiment's end was written: a budget raised meanwhile
-        makes the next reconcile restart it (whoever raised it saw this runner alive and
-        left it to this runner)."""
-        requests = self.control.poll(force=True)
-        if requests.stop:
-            self.control.clear_stop()  # nothing runs any more
-        return requests.budget_changed and not requests.deleted
 
     def _abandon(self) -> None:
         """The experiment was deleted: end its trials' processes, write nothing."""
