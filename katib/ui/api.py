@@ -36,8 +36,9 @@ Reads
 
 Actions (403 unless allowed; requests must carry ``X-Katib-UI: 1``, which a page of another
 site cannot send without the server's consent)
-  ``POST /api/validate`` body: Experiment YAML or JSON -> summary of the defaulted experiment
-  ``POST /api/experiments`` body: Experiment YAML or JSON -> 201 ``{"name", "namespace"}``
+  ``POST /api/validate?namespace=NS`` body: Experiment YAML or JSON -> summary of the defaulted
+      experiment (in NS unless its metadata names a namespace)
+  ``POST /api/experiments?namespace=NS`` body: Experiment YAML or JSON -> 201 ``{"name", "namespace"}``
   ``POST /api/experiments/{ns}/{name}/budget`` body ``{"maxTrialCount": N}``
   ``POST /api/experiments/{ns}/{name}/stop``
   ``DELETE /api/experiments/{ns}/{name}``
@@ -218,13 +219,14 @@ class Reader:
         return trial_directory(katib_home(), namespace, name, trial) / "stdout.log"
 
     # -- actions ---------------------------------------------------------------------------
-    def validate(self, text: str) -> dict[str, Any]:
-        exp, config_maps = actions.parse(text, self.dashboard.namespace)
+    def validate(self, text: str, namespace: str | None = None) -> dict[str, Any]:
+        exp, config_maps = actions.parse(text, namespace or self.dashboard.namespace)
         warnings = actions.check(exp, config_maps, local=self.dashboard.local)
         return actions.summary(exp, warnings)
 
-    def create(self, text: str) -> dict[str, Any]:
-        exp, config_maps = actions.parse(text, self.dashboard.namespace)
+    def create(self, text: str, namespace: str | None = None) -> dict[str, Any]:
+        """Create the pasted experiment, in ``namespace`` unless its metadata names one."""
+        exp, config_maps = actions.parse(text, namespace or self.dashboard.namespace)
         actions.check(exp, config_maps, local=self.dashboard.local)
         created = self.dashboard.call(lambda c: c.create_experiment(exp, exp.metadata.namespace))
         return {"name": created.name, "namespace": created.metadata.namespace or exp.metadata.namespace}

@@ -187,12 +187,13 @@ def create_app(client_factory: ClientFactory, *, backend: str = "local", namespa
     async def validate(request: Request) -> Response:
         allowed()
         text = await body_text(request)
-        return JSONResponse(await run_in_threadpool(reader.validate, text))
+        return JSONResponse(await run_in_threadpool(reader.validate, text, request.query_params.get("namespace")))
 
     async def create(request: Request) -> Response:
         allowed()
         text = await body_text(request)
-        return JSONResponse(await run_in_threadpool(reader.create, text), status_code=201)
+        created = await run_in_threadpool(reader.create, text, request.query_params.get("namespace"))
+        return JSONResponse(created, status_code=201)
 
     async def budget(request: Request) -> Response:
         allowed()

@@ -113,6 +113,12 @@ def test_the_experiments_list_shows_the_stores_numbers_and_filters(driver: Any, 
     select(driver, "#filter-status", "Failed")
     wait(driver, by_css("#experiments-empty"), what="no Failed experiment")
     assert driver.current_url.endswith("?status=Failed")
+    select(driver, "#filter-status", "")
+    space = find(driver, "#filter-namespace")
+    clear(space)
+    space.send_keys("nobody\n")
+    wait(driver, lambda d: "in namespace nobody" in text(d, "#experiments-empty"), what="another namespace")
+    assert driver.current_url.endswith("?namespace=nobody")
     assert errors(driver) == []
 
 

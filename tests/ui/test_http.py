@@ -204,6 +204,8 @@ def test_bad_yaml_and_invalid_experiments_list_the_errors_as_katib_validate(serv
     assert api(server, "/api/validate", "POST", "grid.yaml").status == 400  # text, never a path on the server
     fine = api(server, "/api/validate", "POST", support.grid_yaml("fine-one"))
     assert fine.status == 200 and fine.body["name"] == "fine-one" and fine.body["maxTrialCount"] == 4
+    assert fine.body["namespace"] == "default"
+    assert api(server, "/api/validate?namespace=team", "POST", support.grid_yaml("x")).body["namespace"] == "team"
 
 
 def test_changing_requests_need_the_dashboards_header_and_origin(server: Server) -> None:
