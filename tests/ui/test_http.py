@@ -228,6 +228,8 @@ def test_actions_answer_with_field_errors(server: Server) -> None:
     assert bad.status == 400 and bad.body["errors"][0]["path"] == "maxTrialCount"
     lower = api(server, "/api/experiments/default/ui-grid/budget", "POST", {"maxTrialCount": 2})
     assert lower.status == 400 and any("maxTrialCount" in e["path"] for e in lower.body["errors"])
+    tuned = api(server, "/api/experiments/default/ui-tune/budget", "POST", {"maxTrialCount": 7})
+    assert tuned.status == 400 and "call tune(..., name='ui-tune') again" in tuned.body["errors"][0]["message"]
     exists = api(server, "/api/experiments", "POST", support.grid_yaml("ui-grid"))
     assert exists.status == 409 and "ui-grid" in exists.body["message"]
     assert api(server, "/api/experiments/default/nope", "DELETE").status == 404
