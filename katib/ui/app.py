@@ -255,9 +255,16 @@ def create_app(client_factory: ClientFactory, *, backend: str = "local", namespa
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        threading.Thread(target=warm, name="katib-ui-start", daemon=True).start()
-        yield
-        dashboard.close()
+        starter = threading.Thread(target=warm, name="katib-ui-start", daemon=True)
+        starter.start()
+        try:
+            yield
+        finally:
+            # Also when the server could not listen: no thread may be left inside the
+            # database driver while the interpreter shuts down.
+            await run_in_threadpool(starter.join, 10.0)
+            await run_in_threadpool(reader.cache.stop)
+            dashboard.close()
 
     middleware = [Middleware(_Compress), Middleware(_Guard)]
     if host in _LOOPBACK or host.startswith("127."):
