@@ -36,8 +36,9 @@ Reads
 
 Actions (403 unless allowed; requests must carry ``X-Katib-UI: 1``, which a page of another
 site cannot send without the server's consent)
-  ``POST /api/validate`` body: Experiment YAML or JSON -> summary of the defaulted experiment
-  ``POST /api/experiments`` body: Experiment YAML or JSON -> 201 ``{"name", "namespace"}``
+  ``POST /api/validate?namespace=NS`` body: Experiment YAML or JSON -> summary of the defaulted
+      experiment (in NS unless its metadata names a namespace)
+  ``POST /api/experiments?namespace=NS`` body: Experiment YAML or JSON -> 201 ``{"name", "namespace"}``
   ``POST /api/experiments/{ns}/{name}/budget`` body ``{"maxTrialCount": N}``
   ``POST /api/experiments/{ns}/{name}/stop``
   ``DELETE /api/experiments/{ns}/{name}``
@@ -48,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from pathlib import Path
 from typing import Any, Callable
 
 from katib.errors import NotFoundError
@@ -200,28 +202,31 @@ class Reader:
             rows_error = (f"metrics per step cannot be read from the DB manager"
                           f"{' at ' + self.settings.db_manager if self.settings.db_manager else ''}: "
                           f"{views_first_line(exc)}; start katib ui with --db-manager HOST:PORT")
-        lines, total, log_error = self.dashboard.call(lambda c: views.read_log(c, name, trial_name, namespace))
-        source = self._log_source(namespace, name, trial_name)
+        path = self._log_path(namespace, name, trial_name)
+        lines, total, log_error = self.dashboard.call(lambda c: views.read_log(c, name, trial_name, namespace, path))
+        source = str(path) if path is not None else "the trial's pod log"
         payload = views.trial_detail(exp, trial, rows, rows_error, lines, total, log_error, source)
         payload["token"] = token_of(payload)
         return payload
 
-    def _log_source(self, namespace: str, name: str, trial: str) -> str:
+    def _log_path(self, namespace: str, name: str, trial: str) -> Path | None:
+        """Where the local backend keeps the trial's output (None on Kubernetes: a pod log)."""
         if not self.dashboard.local:
-            return "the trial's pod log"
+            return None
         from katib.backends.local import katib_home
         from katib.backends.local.runner import trial_directory
 
-        return str(trial_directory(katib_home(), namespace, name, trial) / "stdout.log")
+        return trial_directory(katib_home(), namespace, name, trial) / "stdout.log"
 
     # -- actions ---------------------------------------------------------------------------
-    def validate(self, text: str) -> dict[str, Any]:
-        exp, config_maps = actions.parse(text, self.dashboard.namespace)
+    def validate(self, text: str, namespace: str | None = None) -> dict[str, Any]:
+        exp, config_maps = actions.parse(text, namespace or self.dashboard.namespace)
         warnings = actions.check(exp, config_maps, local=self.dashboard.local)
         return actions.summary(exp, warnings)
 
-    def create(self, text: str) -> dict[str, Any]:
-        exp, config_maps = actions.parse(text, self.dashboard.namespace)
+    def create(self, text: str, namespace: str | None = None) -> dict[str, Any]:
+        """Create the pasted experiment, in ``namespace`` unless its metadata names one."""
+        exp, config_maps = actions.parse(text, namespace or self.dashboard.namespace)
         actions.check(exp, config_maps, local=self.dashboard.local)
         created = self.dashboard.call(lambda c: c.create_experiment(exp, exp.metadata.namespace))
         return {"name": created.name, "namespace": created.metadata.namespace or exp.metadata.namespace}

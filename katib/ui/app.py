@@ -133,17 +133,20 @@ class _Compress:
 
 
 def create_app(client_factory: ClientFactory, *, backend: str = "local", namespace: str | None = None,
-               allow_actions: bool | None = None, source: str = "", db_manager: str | None = None,
-               host: str = "127.0.0.1", poll_interval: float = 1.0, cache_ttl: float = 1.0,
+               allow_actions: bool | None = None, read_only_reason: str = "", source: str = "",
+               db_manager: str | None = None,
+               host: str = "127.0.0.1", poll_interval: float = 1.0, cache_ttl: float | None = None,
                timeout: float = 10.0) -> Starlette:
     """The dashboard over the ``KatibClient`` that ``client_factory()`` returns (opened on
     first use, and again after it failed). Actions are allowed by default locally and only
-    with ``allow_actions=True`` on Kubernetes."""
+    with ``allow_actions=True`` on Kubernetes; ``read_only_reason`` tells the pages why not."""
     settings = Settings(backend=backend, namespace=namespace, source=source, db_manager=db_manager,
                         allow_actions=(backend == "local") if allow_actions is None else allow_actions,
-                        timeout=timeout)
+                        read_only_reason=read_only_reason, timeout=timeout)
     dashboard = Dashboard(client_factory, settings)
-    reader = Reader(dashboard, ExperimentCache(dashboard, ttl=cache_ttl))
+    # The API server lists every trial again on a check (no cheap "what changed" query): less often.
+    ttl = cache_ttl if cache_ttl is not None else (1.0 if backend == "local" else 5.0)
+    reader = Reader(dashboard, ExperimentCache(dashboard, ttl=ttl))
     shell = (STATIC / "index.html").read_text()
 
     async def page(request: Request) -> Response:
@@ -184,12 +187,13 @@ def create_app(client_factory: ClientFactory, *, backend: str = "local", namespa
     async def validate(request: Request) -> Response:
         allowed()
         text = await body_text(request)
-        return JSONResponse(await run_in_threadpool(reader.validate, text))
+        return JSONResponse(await run_in_threadpool(reader.validate, text, request.query_params.get("namespace")))
 
     async def create(request: Request) -> Response:
         allowed()
         text = await body_text(request)
-        return JSONResponse(await run_in_threadpool(reader.create, text), status_code=201)
+        created = await run_in_threadpool(reader.create, text, request.query_params.get("namespace"))
+        return JSONResponse(created, status_code=201)
 
     async def budget(request: Request) -> Response:
         allowed()
@@ -251,12 +255,19 @@ def create_app(client_factory: ClientFactory, *, backend: str = "local", namespa
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        threading.Thread(target=warm, name="katib-ui-start", daemon=True).start()
-        yield
-        dashboard.close()
+        starter = threading.Thread(target=warm, name="katib-ui-start", daemon=True)
+        starter.start()
+        try:
+            yield
+        finally:
+            # Also when the server could not listen: no thread may be left inside the
+            # database driver while the interpreter shuts down.
+            await run_in_threadpool(starter.join, 10.0)
+            await run_in_threadpool(reader.cache.stop)
+            dashboard.close()
 
     middleware = [Middleware(_Compress), Middleware(_Guard)]
-    if host in _LOOPBACK:
+    if host in _LOOPBACK or host.startswith("127."):
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"]))
     handlers = _handlers()
     handlers.update({_Forbidden: forbidden, 404: not_found_route, 405: _method_not_allowed})

@@ -43,6 +43,7 @@ class Settings:
     backend: str = "local"  # "local" | "kubernetes"
     namespace: str | None = None  # None: the client's (the kubeconfig context's, else "default")
     allow_actions: bool = True
+    read_only_reason: str = ""  # why actions are not allowed, when they are not
     source: str = ""  # what is read: the store URL (password hidden) or the cluster context
     db_manager: str | None = None  # DB manager address for metrics on Kubernetes
     timeout: float = 10.0  # seconds for one call to the API server
@@ -53,8 +54,9 @@ class Settings:
         """Why the action buttons are disabled, or "" when they are not."""
         if self.allow_actions:
             return ""
-        return ("read-only: this dashboard was started without --allow-actions (the manifests grant it "
-                "read-only access); start it with --allow-actions to create, change, stop or delete experiments")
+        why = f" ({self.read_only_reason})" if self.read_only_reason else ""
+        return (f"read-only: this dashboard was started without --allow-actions{why}; start it with "
+                "--allow-actions to create, change, stop or delete experiments")
 
 
 def hide_password(url: str) -> str:

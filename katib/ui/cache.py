@@ -68,6 +68,7 @@ class ExperimentCache:
         self._generation = 0
         self._waiting: list[tuple[str, str]] = []
         self._warmer: threading.Thread | None = None
+        self._stopping = False
 
     def get(self, namespace: str, name: str) -> Entry:
         """The experiment's current entry; NotFoundError when it does not exist (any more)."""
@@ -108,6 +109,8 @@ class ExperimentCache:
         """Read these experiments in a background thread, so that opening one finds it read
         (the first read of a 20,000-trial experiment takes a second or two)."""
         with self._lock:
+            if self._stopping:
+                return
             for key in keys:
                 if key not in self._entries and key not in self._waiting:
                     self._waiting.append(key)
@@ -119,13 +122,23 @@ class ExperimentCache:
     def _warm(self) -> None:
         while True:
             with self._lock:
-                if not self._waiting:
+                if not self._waiting or self._stopping:
                     return
                 namespace, name = self._waiting.pop(0)
             try:
                 self.get(namespace, name)
             except Exception as exc:  # noqa: BLE001 - a page that opens it will say what is wrong
                 log.debug("reading experiment %s/%s ahead failed: %s", namespace, name, exc)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Read nothing more ahead, and wait for a read under way: at exit, a thread still inside
+        the database driver can crash the interpreter as it shuts down."""
+        with self._lock:
+            self._stopping = True
+            self._waiting.clear()
+            warmer = self._warmer
+        if warmer is not None:
+            warmer.join(timeout)
 
     def _next(self) -> int:
         with self._lock:

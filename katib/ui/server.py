@@ -33,6 +33,10 @@ def missing_extra() -> str | None:
     return None
 
 
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1", "[::1]") or host.startswith("127.")
+
+
 def kubernetes_mode(args: argparse.Namespace) -> bool:
     return bool(args.kubeconfig or args.context or args.in_cluster)
 
@@ -67,19 +71,37 @@ def serve(args: argparse.Namespace) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations chatter at INFO (-v)
     factory, source = client_factory(args)
     kube = kubernetes_mode(args)
+    # Actions run commands on this machine (a created experiment's trials) or change a cluster:
+    # by default only for a local store served on a loopback address.
+    allow_actions = bool(args.allow_actions) or (not kube and is_loopback(args.host))
+    why = ("this dashboard serves Kubernetes (the manifests grant it read-only access)" if kube else
+           f"this dashboard listens on {args.host}, beyond this machine")
     app = create_app(factory, backend="kubernetes" if kube else "local", namespace=args.namespace,
-                     allow_actions=True if not kube else bool(args.allow_actions), source=source,
+                     allow_actions=allow_actions, read_only_reason=why, source=source,
                      db_manager=args.db_manager, host=args.host)
     if plotly_js() is None:
         log.warning("plotly is not installed, so the dashboard shows no charts: pip install 'katib-lite[ui]'")
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"katib ui: serving {'Kubernetes (' + source + ')' if kube else 'the store ' + source} at "
-          f"http://{shown}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    what = f"Kubernetes ({source})" if kube else f"the store {source}"
+    if not allow_actions:
+        what += ", read-only"
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # only once it listens: the address is then worth opening
+                print(f"katib ui: serving {what} at http://{shown}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr,
+                      flush=True)
+
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=_GRACE, lifespan="on")
-    server = uvicorn.Server(config)
-    server.run()
-    return 0 if server.started else 1
+    server = Server(config)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's answer to an address it cannot listen on (it logged why)
+        sys.stderr.write(f"katib ui: cannot listen on {shown}:{args.port}; choose another with --port or --host\n")
+        return 1
+    return 0
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -99,7 +121,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     k.add_argument("--db-manager", metavar="ADDRESS",
                    help="DB manager (HOST:PORT) for trials' metrics per step on Kubernetes "
                         "(default: the in-cluster katib-db-manager)")
-    k.add_argument("--allow-actions", action="store_true",
-                   help="on Kubernetes, allow creating, changing, stopping and deleting experiments "
-                        "(read-only otherwise)")
+    u.add_argument("--allow-actions", action="store_true",
+                   help="allow creating, changing, stopping and deleting experiments on Kubernetes, or with a "
+                        "--host other than a loopback address (read-only otherwise; locally on 127.0.0.1 they "
+                        "are allowed)")
     return u  # type: ignore[no-any-return]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from katib.api.loader import dump_yaml
@@ -15,7 +16,7 @@ from katib.api.observation import MetricLog
 from katib.display import duration, failure_output, optimum_text, state_condition, state_of, trial_reason
 from katib.errors import KatibError, NotFoundError
 from katib.metrics.strategies import metric_value, objective_text
-from katib.sdk.result import traceback_of
+from katib.sdk.result import tail_text, traceback_of
 from katib.terminal import number
 from katib.visualization.data import curves_from_logs
 
@@ -24,6 +25,7 @@ __all__ = ["experiment_row", "experiment_detail", "trial_detail", "LOG_LINES", "
 log = logging.getLogger(__name__)
 
 LOG_LINES = 400  # the end of a trial's log shown on its page
+LARGE_LOG = 1 << 20  # bytes: a log larger than this is read from its end only
 STEP_ROWS = 2000  # rows of the metrics-per-step table (the last ones when there are more)
 _EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 
@@ -187,7 +189,7 @@ def tail(lines: Iterable[str], keep: int = LOG_LINES) -> tuple[list[str], int]:
 
 
 def trial_detail(exp: Experiment, trial: Trial, rows: Sequence[MetricLog] | None, rows_error: str,
-                 log_lines: list[str] | None, log_total: int, log_error: str, log_source: str) -> dict[str, Any]:
+                 log_lines: list[str] | None, log_total: int | None, log_error: str, log_source: str) -> dict[str, Any]:
     st = trial.status
     objective = trial.spec.objective or exp.spec.objective
     names = objective.metric_names if objective else []
@@ -213,8 +215,19 @@ def trial_detail(exp: Experiment, trial: Trial, rows: Sequence[MetricLog] | None
     }
 
 
-def read_log(client: Any, exp: str, trial: str, namespace: str) -> tuple[list[str] | None, int, str]:
-    """(last lines, line count, error) of a trial's output through ``KatibClient.get_job_logs``."""
+def read_log(client: Any, exp: str, trial: str, namespace: str,
+             path: Path | None = None) -> tuple[list[str] | None, int | None, str]:
+    """(last lines, line count, error) of a trial's output through ``KatibClient.get_job_logs``;
+    a local log (``path``) past ``LARGE_LOG`` bytes is read from its end only (the count is then
+    None): an open trial page reads it every second."""
+    if path is not None:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        if size > LARGE_LOG:
+            text = tail_text(path, LARGE_LOG // 4)
+            return text.splitlines()[1:][-LOG_LINES:], None, ""  # the first line may be cut
     try:
         lines, total = tail(client.get_job_logs(exp, trial, namespace=namespace))
     except NotFoundError as exc:

@@ -113,6 +113,12 @@ def test_the_experiments_list_shows_the_stores_numbers_and_filters(driver: Any, 
     select(driver, "#filter-status", "Failed")
     wait(driver, by_css("#experiments-empty"), what="no Failed experiment")
     assert driver.current_url.endswith("?status=Failed")
+    select(driver, "#filter-status", "")
+    space = find(driver, "#filter-namespace")
+    clear(space)
+    space.send_keys("nobody\n")
+    wait(driver, lambda d: "in namespace nobody" in text(d, "#experiments-empty"), what="another namespace")
+    assert driver.current_url.endswith("?namespace=nobody")
     assert errors(driver) == []
 
 
@@ -121,6 +127,7 @@ def test_the_experiment_page_shows_the_experiment_and_its_trials(driver: Any, se
     exp = store.get_experiment("ui-grid")
     trials = store.list_trials("ui-grid")
     open_page(driver, server.url + "/experiments/default/ui-grid", "#trials tbody tr[data-trial]")
+    wait(driver, by_css("#counts"), what="the experiment's header")  # asked for alongside the table
     assert text(driver, '#counts [data-count="trials"]') == "4"
     assert text(driver, '#counts [data-count="succeeded"]') == "3"
     assert text(driver, '#counts [data-count="failed"]') == "1"
@@ -147,6 +154,7 @@ def test_the_experiment_page_shows_the_experiment_and_its_trials(driver: Any, se
     wait(driver, lambda d: len(texts(d, "#trials tbody tr")) == 1, what="the state filter")
     assert "ValueError: learning rate 0.9 diverged" in text(driver, "#trials tbody td.reason")
     select(driver, "#trial-state", "")
+    wait(driver, lambda d: len(texts(d, "#trials tbody tr")) == 4, what="the state filter to be cleared")
     find(driver, '#trials input[data-filter="param:lr"]').send_keys(">0.4")
     wait(driver, lambda d: sorted(texts(d, '#trials tbody td[data-key="param:lr"]')) == ["0.5", "0.9"],
          what="the lr filter")
@@ -183,13 +191,27 @@ def test_charts_are_drawn_by_plotly_from_the_server(driver: Any, server: support
 # -- live updates and actions -----------------------------------------------------------------
 def test_a_running_experiment_updates_without_reloading(driver: Any, server: support.Server, ui_home: Path,
                                                         db_url: str, store: Any) -> None:
-    run = run_in_background(ui_home, db_url, "ui-live", ("0.2", "0.4", "0.6"), sleep=0.6)
+    run = run_in_background(ui_home, db_url, "ui-live", ("0.2", "0.4", "0.6"), sleep=0.8)
+    row = '#experiments tr[data-name="ui-live"]'
     try:
         wait_stored(store, "ui-live")
+        # The list: the running experiment's counts move.
+        open_page(driver, server.url + "/", row)
+        driver.execute_script("window.__notReloaded = true;")
+        wait(driver, lambda d: text(d, f"{row} td.trials") in ("1/3", "2/3"), timeout=60, what="a trial done in the list")
+        assert driver.execute_script("return window.__notReloaded === true")
+        # A running trial's page: its log grows and it ends, without a reload.
+        trial = support.wait_for(lambda: next((t.name for t in store.list_trials("ui-live")
+                                               if t.status.state == "Running"), None), what="a running trial")
+        open_page(driver, f"{server.url}/experiments/default/ui-live/trials/{trial}", "#log-note")
+        driver.execute_script("window.__notReloaded = true;")
+        wait(driver, lambda d: text(d, "h1 .badge") == "Succeeded", timeout=30, what="the trial to succeed")
+        assert "epoch 3:" in text(driver, "#log") and texts(driver, "#steps tbody tr td:first-child") == ["1", "2", "3"]
+        assert driver.execute_script("return window.__notReloaded === true")
+        # The experiment's page: counts, status and table follow it to the end.
         open_page(driver, server.url + "/experiments/default/ui-live", '#counts [data-count="succeeded"]')
         driver.execute_script("window.__notReloaded = true;")
-        before = int(text(driver, '#counts [data-count="succeeded"]'))
-        assert before < 3
+        assert int(text(driver, '#counts [data-count="succeeded"]')) < 3
         wait(driver, lambda d: text(d, '#counts [data-count="succeeded"]') == "3", timeout=60,
              what="3 succeeded trials")
         wait(driver, lambda d: text(d, "h1 .badge") == "Succeeded", what="the Succeeded status")

@@ -204,6 +204,8 @@ def test_bad_yaml_and_invalid_experiments_list_the_errors_as_katib_validate(serv
     assert api(server, "/api/validate", "POST", "grid.yaml").status == 400  # text, never a path on the server
     fine = api(server, "/api/validate", "POST", support.grid_yaml("fine-one"))
     assert fine.status == 200 and fine.body["name"] == "fine-one" and fine.body["maxTrialCount"] == 4
+    assert fine.body["namespace"] == "default"
+    assert api(server, "/api/validate?namespace=team", "POST", support.grid_yaml("x")).body["namespace"] == "team"
 
 
 def test_changing_requests_need_the_dashboards_header_and_origin(server: Server) -> None:
@@ -226,6 +228,8 @@ def test_actions_answer_with_field_errors(server: Server) -> None:
     assert bad.status == 400 and bad.body["errors"][0]["path"] == "maxTrialCount"
     lower = api(server, "/api/experiments/default/ui-grid/budget", "POST", {"maxTrialCount": 2})
     assert lower.status == 400 and any("maxTrialCount" in e["path"] for e in lower.body["errors"])
+    tuned = api(server, "/api/experiments/default/ui-tune/budget", "POST", {"maxTrialCount": 7})
+    assert tuned.status == 400 and "call tune(..., name='ui-tune') again" in tuned.body["errors"][0]["message"]
     exists = api(server, "/api/experiments", "POST", support.grid_yaml("ui-grid"))
     assert exists.status == 409 and "ui-grid" in exists.body["message"]
     assert api(server, "/api/experiments/default/nope", "DELETE").status == 404
@@ -300,3 +304,46 @@ def test_katib_ui_without_the_extra_names_it(tmp_path: Path) -> None:
                             "print(sorted(m for m in ('starlette', 'uvicorn', 'plotly') if m in sys.modules))"],
                            env=support.env_for(tmp_path, "sqlite://"), capture_output=True, text=True, timeout=60)
     assert quiet.stdout.strip() == "[]", quiet.stderr
+
+
+def test_beyond_this_machine_the_dashboard_is_read_only_unless_allowed(ui_home: Path, db_url: str) -> None:
+    srv = support.start_server(ui_home, db_url, "--db", db_url, "--host", "0.0.0.0")
+    try:
+        info = ok(srv, "/api/info")
+        assert info["allowActions"] is False and "listens on 0.0.0.0" in info["actionsNote"]
+        refused = api(srv, "/api/experiments/default/ui-grid", "DELETE")
+        assert refused.status == 403 and "--allow-actions" in refused.body["message"]
+        assert "read-only" in srv.log()
+    finally:
+        srv.stop()
+    allowed = support.start_server(ui_home, db_url, "--db", db_url, "--host", "0.0.0.0", "--allow-actions")
+    try:
+        assert ok(allowed, "/api/info")["allowActions"] is True
+    finally:
+        allowed.stop()
+
+
+def test_a_port_in_use_is_a_message(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = support.katib(tmp_path, "sqlite://", "ui", "--port", str(port), timeout=60)
+    assert done.returncode == 1
+    assert f"katib ui: cannot listen on 127.0.0.1:{port}; choose another with --port" in done.stderr
+    assert "serving" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_large_log_is_read_from_its_end(server: Server, store: Any, ui_home: Path) -> None:
+    trial = store.list_trials("ui-tune")[-1].name
+    path = ui_home / "runs" / "default" / "ui-tune" / trial / "stdout.log"
+    with open(path, "a") as out:
+        for i in range(60_000):
+            out.write(f"training line {i} " + "x" * 20 + "\n")
+        out.write("the end\n")
+    assert path.stat().st_size > 1 << 20
+    t = ok(server, f"/api/experiments/default/ui-tune/trials/{trial}")
+    assert t["log"]["total"] is None and t["log"]["lines"][-1] == "the end" and len(t["log"]["lines"]) == 400
+    assert t["log"]["lines"][0].startswith("training line 59601 ")  # 399 of them, then "the end"

@@ -91,8 +91,14 @@ export async function experimentView(root, settings, ns, name) {
       title: !settings.allowActions ? settings.actionsNote : why, onclick }, label);
   }
 
+  let shown = null;
   function render(e) {
     current = e;
+    // Draw again only what changed: an update that only moves the generation (the trials were
+    // read meanwhile) leaves the header, and the buttons someone may be clicking, alone.
+    const key = JSON.stringify({ ...e, generation: null, token: null });
+    if (key === shown) return;
+    shown = key;
     // Locally a stop reaches the experiment's runner: only when one is working on it.
     const running = e.runner === null || e.runner === undefined
       ? ["Running", "Created", "Restarting"].includes(e.status) : e.runner;
@@ -216,7 +222,8 @@ export async function experimentView(root, settings, ns, name) {
     if (e.generation !== null) generation = e.generation;
     render(e);
     if (changed) {
-      if (tableLoaded) tableLoaded = false; else table.load();
+      if (tableLoaded) tableLoaded = false;
+      else if (table.generation() !== generation) table.load();
       const tab = activeTab();
       if (tab !== "trials" && !initial) loadChart(tab);
     }

@@ -33,7 +33,7 @@ function listTable(payload, namespace) {
     h("tbody", {}, payload.experiments.map(row)));
 }
 
-function createPanel(settings) {
+function createPanel(settings, namespace) {
   const text = h("textarea", { id: "create-yaml", rows: 18, spellcheck: "false",
     placeholder: "apiVersion: kubeflow.org/v1beta1\nkind: Experiment\nmetadata:\n  name: ...\nspec:\n  ..." });
   const errors = h("ul", { id: "create-errors", class: "errors", hidden: true });
@@ -41,7 +41,8 @@ function createPanel(settings) {
   const check = async () => {
     errors.hidden = true;
     note.textContent = "";
-    const summary = await send("POST", "/api/validate", text.value, "application/yaml");
+    const summary = await send("POST", `/api/validate?namespace=${encodeURIComponent(namespace())}`, text.value,
+      "application/yaml");
     note.textContent = `Valid: experiment ${summary.name} (${summary.algorithm}, ${summary.parameters.length} ` +
       `parameter(s), up to ${summary.maxTrialCount ?? "unlimited"} trials, ${summary.parallelTrialCount} at a time).` +
       (summary.warnings.length ? ` Warning: ${summary.warnings.join("; ")}` : "");
@@ -61,7 +62,10 @@ function createPanel(settings) {
         `${summary.parallelTrialCount} at a time.`),
       settings.backend === "local" ? h("p", { class: "muted" }, "Its trials start running on this machine.") : null],
       ok: "Create",
-      action: async () => { created = await send("POST", "/api/experiments", text.value, "application/yaml"); },
+      action: async () => {
+        created = await send("POST", `/api/experiments?namespace=${encodeURIComponent(namespace())}`, text.value,
+          "application/yaml");
+      },
     });
     if (ok && created) window.location.href = experimentHref(created.namespace, created.name);
   };
@@ -76,19 +80,22 @@ function createPanel(settings) {
 
 export async function experimentsView(root, settings) {
   const params = new URLSearchParams(window.location.search);
-  const namespace = params.get("namespace") || settings.namespace;
-  const state = { status: params.get("status") || "", q: params.get("q") || "" };
+  const state = { namespace: params.get("namespace") || settings.namespace, status: params.get("status") || "",
+    q: params.get("q") || "" };
   document.title = "Experiments · Katib";
   const list = h("div", { id: "experiments-list" }, h("p", { class: "muted", text: "Loading…" }));
   const statusSelect = h("select", { id: "filter-status", "aria-label": "Status" },
     STATUSES.map((s) => h("option", { value: s, selected: s === state.status }, s || "Any status")));
   const nameInput = h("input", { id: "filter-name", type: "search", placeholder: "Filter by name", value: state.q });
-  const panel = createPanel(settings);
+  const namespaceInput = h("input", { id: "filter-namespace", type: "text", value: state.namespace, size: 14,
+    title: "Namespace", "aria-label": "Namespace" });
+  const panel = createPanel(settings, () => state.namespace);
   const newButton = h("button", { id: "new-experiment", type: "button", class: "primary",
     disabled: !settings.allowActions, title: settings.actionsNote || "Paste an Experiment to create it",
     onclick: () => { panel.hidden = !panel.hidden; if (!panel.hidden) panel.querySelector("textarea").focus(); } },
   "New experiment");
-  replace(root, h("div", { class: "toolbar" }, h("h1", { text: "Experiments" }), nameInput, statusSelect, newButton),
+  replace(root, h("div", { class: "toolbar" }, h("h1", { text: "Experiments" }),
+    h("label", { class: "muted" }, "namespace ", namespaceInput), nameInput, statusSelect, newButton),
     settings.actionsNote ? h("p", { id: "actions-note", class: "muted", text: settings.actionsNote }) : null,
     panel, list);
 
@@ -96,11 +103,11 @@ export async function experimentsView(root, settings) {
   let ages = null;
   const show = (payload) => {
     banner(null);
-    replace(list, listTable(payload, namespace));
+    replace(list, listTable(payload, state.namespace));
   };
   const load = async () => {
     stop();
-    const query = { namespace, status: state.status, q: state.q };
+    const query = { namespace: state.namespace, status: state.status, q: state.q };
     const url = new URLSearchParams(Object.entries(query).filter(([k, v]) => v && !(k === "namespace" && v === settings.namespace)));
     window.history.replaceState(null, "", url.toString() ? `/?${url}` : "/");
     let payload = null;
@@ -115,6 +122,10 @@ export async function experimentsView(root, settings) {
       (problem) => banner(problem && problem.message));
   };
   statusSelect.addEventListener("change", () => { state.status = statusSelect.value; load(); });
+  namespaceInput.addEventListener("change", () => {
+    state.namespace = namespaceInput.value.trim() || settings.namespace;
+    load();
+  });
   let timer = null;
   nameInput.addEventListener("input", () => {
     clearTimeout(timer);

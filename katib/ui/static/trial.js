@@ -74,8 +74,9 @@ export async function trialView(root, settings, ns, name, trial) {
     const pre = parts.log.querySelector("pre");
     if (pre) logPinned = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
     const log = t.log;
-    const note = log.error ? log.error
-      : `${log.total > log.lines.length ? `The last ${log.lines.length} of ${log.total} lines` : `${log.total} lines`} of ${log.source}`;
+    const count = log.total === null ? `The last ${log.lines.length} lines`
+      : (log.total > log.lines.length ? `The last ${log.lines.length} of ${log.total} lines` : `${log.total} lines`);
+    const note = log.error ? log.error : `${count} of ${log.source}`;
     const view = h("pre", { id: "log", class: "log" }, log.lines.join("\n"));
     replace(parts.log, h("p", { id: "log-note", class: "muted", text: note }), log.lines.length ? view : null);
     if (logPinned) view.scrollTop = view.scrollHeight;

@@ -7,7 +7,7 @@ import { badge, h, replace, trialHref } from "./dom.js";
 const STATES = ["", "Succeeded", "Running", "Pending", "Failed", "Killed", "EarlyStopped", "MetricsUnavailable"];
 
 export function trialTable(container, ns, name, onError) {
-  const state = { sort: "number", order: "desc", offset: 0, limit: 50, filters: {}, columns: null };
+  const state = { sort: "number", order: "desc", offset: 0, limit: 50, filters: {}, columns: null, generation: null, rows: null };
   const stateSelect = h("select", { id: "trial-state", "aria-label": "State" },
     STATES.map((s) => h("option", { value: s }, s || "Any state")));
   const count = h("span", { id: "trial-count", class: "muted" });
@@ -43,6 +43,7 @@ export function trialTable(container, ns, name, onError) {
     }
     if (mine !== serial) return; // a newer request is on its way
     error.hidden = true;
+    state.generation = page.generation;
     render(page);
   }
 
@@ -82,6 +83,13 @@ export function trialTable(container, ns, name, onError) {
         if (input) { input.focus(); input.setSelectionRange(input.value.length, input.value.length); }
       }
     }
+    // Rows unchanged (the same trials read again): keep the ones on the page.
+    const rowsKey = JSON.stringify([page.rows, page.best, keys]);
+    if (rowsKey === state.rows) {
+      renderCount(page);
+      return;
+    }
+    state.rows = rowsKey;
     const body = h("tbody", {}, page.rows.map((r) => h("tr", {
       class: r.name === page.best ? "best" : "", dataset: { trial: r.name, state: r.state } },
     h("td", { class: "num", text: r.number }),
@@ -91,6 +99,10 @@ export function trialTable(container, ns, name, onError) {
     h("td", { class: "reason", title: r.reason }, r.reason))));
     const old = tableEl.querySelector("tbody");
     if (old) old.replaceWith(body); else tableEl.append(body);
+    renderCount(page);
+  }
+
+  function renderCount(page) {
     const first = page.matched ? page.offset + 1 : 0;
     const last = Math.min(page.offset + page.limit, page.matched);
     count.textContent = `${first}–${last} of ${page.matched}` +
@@ -111,7 +123,8 @@ export function trialTable(container, ns, name, onError) {
   stateSelect.addEventListener("change", () => {
     state.filters.state = stateSelect.value ? `=${stateSelect.value}` : "";
     state.offset = 0;
-    state.columns = null;
+    const box = tableEl.querySelector('input[data-filter="state"]');
+    if (box) box.value = state.filters.state;
     load();
   });
   clear.addEventListener("click", () => {
@@ -124,5 +137,6 @@ export function trialTable(container, ns, name, onError) {
   prev.addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); load(); });
   next.addEventListener("click", () => { state.offset += state.limit; load(); });
   size.addEventListener("change", () => { state.limit = Number(size.value); state.offset = 0; load(); });
-  return { load };
+  // generation: that of the experiment's trials the table shows (null: read before them)
+  return { load, generation: () => state.generation };
 }
