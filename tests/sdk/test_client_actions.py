@@ -172,3 +172,21 @@ def test_tune_running_in_a_thread_takes_a_raised_budget_and_a_stop(client: Katib
     # a tune() experiment not running cannot be continued from here, and says how
     with pytest.raises(ValidationError, match=r"call tune\(\.\.\., name='tuned'\) again"):
         client.edit_experiment_budget("tuned", max_trial_count=5)
+
+
+def test_a_budget_past_what_the_algorithm_allows_is_refused_before_it_is_stored(client: KatibClient) -> None:
+    grid = experiment("grid-budget", algorithm="grid", max_trials=2, parallel=1,
+                      objective={"type": "maximize", "objectiveMetricName": "accuracy"},
+                      parameters=[{"name": "x", "parameterType": "discrete",
+                                   "feasibleSpace": {"list": ["0.1", "0.3", "0.5"]}}],
+                      command=["python3", "-c", TRIAL, "${trialParameters.x}", "1"])
+    client.create_experiment(grid)
+    wait_for(lambda: client.is_experiment_succeeded("grid-budget"), timeout=120)
+    with pytest.raises(ValidationError) as err:
+        client.edit_experiment_budget("grid-budget", max_trial_count=4)
+    assert "exceeds the 3 combinations of the grid" in str(err.value)
+    assert client.get_experiment("grid-budget").spec.max_trial_count == 2  # nothing stored
+    # Within the grid, the same edit goes through and the third combination runs.
+    client.edit_experiment_budget("grid-budget", max_trial_count=3)
+    wait_for(lambda: len(states(client, "grid-budget")) == 3 and client.is_experiment_succeeded("grid-budget"),
+             timeout=120)

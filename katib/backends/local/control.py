@@ -181,6 +181,18 @@ def budget_errors(new: Experiment, old: Experiment) -> list[FieldError]:
     return [e for e in validate(new, old=old) if e.path.startswith(_BUDGET_PATHS)]
 
 
+def _settings_errors(exp: Experiment) -> list[FieldError]:
+    """What the built-in algorithm says of the new budget (grid: no more trials than
+    combinations), checked before it is stored: a runner would refuse it only afterwards,
+    leaving a stored spec it cannot run."""
+    from suggestion import registry
+
+    from katib.backends.local import check_settings
+
+    name = exp.spec.algorithm.algorithm_name if exp.spec.algorithm else ""
+    return check_settings(exp) if name in registry.names() else []
+
+
 def _restartable(exp: Experiment) -> bool:
     """Ended by reaching maxTrialCount, which now allows more trials (reference §6.7)."""
     status = exp.status
@@ -211,6 +223,8 @@ def edit_budget(store: Any, name: str, namespace: str, changes: dict[str, int], 
     for key, value in changes.items():
         setattr(new.spec, BUDGET_FIELDS[key], value)
     errors = budget_errors(new, old)
+    if not errors:
+        errors = _settings_errors(new)
     if errors:
         raise ValidationError(errors)
     if _restartable(new) and runner_pid(name, namespace) is None:
