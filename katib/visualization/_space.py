@@ -27,6 +27,23 @@ def _reverse(data: ExperimentData) -> bool:
     return data.minimize
 
 
+# Browsers draw parallel coordinates with WebGL; without a GPU (software rendering) 20,000
+# lines take 10-30 s, 2,000 well under one, and more lines than pixels show nothing more.
+MAX_LINES = 2000
+MAX_BEST_LINES = 500
+
+
+def _lines_to_draw(order: list[int]) -> list[int]:
+    """``order`` (worst first) cut to MAX_LINES: every one of the best MAX_BEST_LINES, and an
+    evenly spaced sample of the rest, which keeps their spread; order kept."""
+    if len(order) <= MAX_LINES:
+        return order
+    rest, best = order[:-MAX_BEST_LINES], order[-MAX_BEST_LINES:]
+    room = MAX_LINES - MAX_BEST_LINES
+    sample = [rest[(k * len(rest)) // room] for k in range(room)]
+    return sample + best
+
+
 def parallel_coordinates(data: ExperimentData, params: Sequence[str] | None = None) -> Figure:
     """One vertical axis for the objective and one per parameter; a line per finished trial,
     colored by its objective value."""
@@ -41,14 +58,19 @@ def parallel_coordinates(data: ExperimentData, params: Sequence[str] | None = No
     # Lines are drawn in order: the best last, on top, where thousands of others cannot hide them.
     sign = -1.0 if data.minimize else 1.0
     keep.sort(key=lambda i: sign * (finished[i].value or 0.0))
+    complete = len(keep)
+    every = keep
+    keep = _lines_to_draw(keep)
     values = [finished[i].value for i in keep]
     metric = data.objective_metric
     dims: list[dict[str, Any]] = [{"label": metric, "values": [short(v) for v in values]}]
     if values:
-        dims[0]["range"] = [min(v for v in values if v is not None), max(v for v in values if v is not None)]
+        # Ranges over every trial, drawn or not: a sample must not narrow the axes.
+        all_values = [v for v in (finished[i].value for i in every) if v is not None]
+        dims[0]["range"] = [min(all_values), max(all_values)]
     for a in axes:
         coords = [a.coords[i] for i in keep]
-        low, high = a.span(coords)
+        low, high = a.span([a.coords[i] for i in every])
         dim: dict[str, Any] = {"label": a.param.name + (" (log)" if a.log else ""),
                                "values": [short(c) for c in coords], "range": [low, high]}
         dim.update(a.ticks())
@@ -58,7 +80,9 @@ def parallel_coordinates(data: ExperimentData, params: Sequence[str] | None = No
                       "reversescale": _reverse(data), "showscale": True,
                       "colorbar": {"title": {"text": metric}}},
              "labelangle": -20 if len(dims) > 6 else 0}
-    note = counts_note(data, len(keep))
+    note = counts_note(data, complete)
+    if len(keep) < complete:
+        note += f"; {len(keep)} lines drawn: the best {MAX_BEST_LINES} and an even sample of the rest"
     layout = base_layout(kind, data, note)
     layout["margin"] = {"l": 70, "r": 70, "t": 110, "b": 40}
     return clean({"data": [trace], "layout": layout})  # type: ignore[no-any-return]

@@ -321,3 +321,24 @@ def test_an_experiment_without_parameters_says_so() -> None:
     fig = _json(figures.slice_plot(data))
     assert fig["layout"]["annotations"][0]["text"] == "This experiment has no parameters to plot against"
     assert [d["label"] for d in _json(figures.parallel_coordinates(data))["data"][0]["dimensions"]] == ["loss"]
+
+
+def test_parallel_coordinates_of_many_trials_draws_the_best_and_a_sample_on_full_axes() -> None:
+    from katib.visualization._space import MAX_BEST_LINES, MAX_LINES
+
+    data = _big(n=5000, seed=3)
+    finished = data.finished()
+    fig = _json(figures.parallel_coordinates(data))
+    dims = fig["data"][0]["dimensions"]
+    objective = dims[0]
+    assert len(objective["values"]) == MAX_LINES < len(finished)
+    values = sorted(t.value for t in finished)
+    # Minimize: every one of the best trials is drawn, last (on top), and the axes span every trial.
+    # (values are sent with 6 significant digits)
+    assert sorted(objective["values"])[:MAX_BEST_LINES] == pytest.approx(values[:MAX_BEST_LINES], rel=1e-5)
+    assert objective["values"][-1] == pytest.approx(values[0], rel=1e-5)
+    assert objective["range"] == pytest.approx([values[0], values[-1]], rel=1e-5)
+    drawn_worst = max(objective["values"])
+    assert drawn_worst >= values[int(len(values) * 0.99)]  # the sample reaches into the worst trials
+    assert f"{len(finished)} of 5000 trials with a value" in fig["layout"]["title"]["text"]
+    assert f"{MAX_LINES} lines drawn" in fig["layout"]["title"]["text"]
