@@ -252,6 +252,9 @@ def create_app(client_factory: ClientFactory, *, backend: str = "local", namespa
             reader.experiments(dashboard.namespace)  # reads the newest experiments ahead
         except Exception as exc:  # noqa: BLE001 - the pages say what is wrong when they open
             log.info("reading experiments ahead at start failed: %s", exc)
+        from katib.visualization.importance import preload
+
+        preload()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
