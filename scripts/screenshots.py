@@ -68,6 +68,32 @@ spec:
 """
 
 
+BROKEN = """apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: typo
+spec:
+  objective: {type: maximise, objectiveMetricName: loss}
+  algorithm: {algorithmName: random}
+  maxTrialCount: 10
+  parallelTrialCount: 20
+  parameters:
+    - name: lr
+      parameterType: double
+      feasibleSpace: {min: "0.5", max: "0.1"}
+  trialTemplate:
+    primaryContainerName: main
+    trialParameters: [{name: lr, reference: lr}]
+    trialSpec:
+      apiVersion: batch/v1
+      kind: Job
+      spec:
+        template:
+          spec:
+            containers: [{name: main, image: local, command: [python3, train.py, "${trialParameters.lr}"]}]
+"""
+
+
 def _env(home: Path) -> dict[str, str]:
     return {**os.environ, "KATIB_HOME": str(home), "KATIB_DB_URL": f"sqlite:///{home / 'katib.db'}"}
 
@@ -159,6 +185,14 @@ def main() -> int:
         driver.get(base + "/")
         _settle(driver, "return document.querySelectorAll('table tbody tr').length >= 3")
         _shot(driver, "experiments")
+        # New experiment: a pasted YAML with mistakes, checked as `katib validate` checks a file.
+        driver.find_element("css selector", "#new-experiment").click()
+        box = driver.find_element("css selector", "#create textarea")
+        box.send_keys(BROKEN)
+        driver.find_element("css selector", "#create-check").click()
+        _settle(driver, "var e = document.querySelector('#create .errors'); return e && !e.hidden && "
+                        "e.textContent.indexOf('spec.') >= 0")
+        _shot(driver, "create")
         exp = base + "/experiments/default/quickstart"
         driver.get(exp)
         _settle(driver, "return document.querySelectorAll('#tab-trials tbody tr').length >= 3")

@@ -72,9 +72,10 @@ def open_page(driver: Any, url: str, ready: str) -> None:
     wait(driver, by_css(ready), what=ready)
 
 
-def run_in_background(home: Path, url: str, name: str, values: tuple[str, ...], sleep: float) -> subprocess.Popen[str]:
+def run_in_background(home: Path, url: str, name: str, values: tuple[str, ...], sleep: float,
+                      max_trials: int | None = None) -> subprocess.Popen[str]:
     path = home / f"{name}.yaml"
-    path.write_text(support.grid_yaml(name, values=values, sleep=sleep, parallel=1))
+    path.write_text(support.grid_yaml(name, values=values, sleep=sleep, parallel=1, max_trials=max_trials))
     return subprocess.Popen([sys.executable, "-m", "katib.cli", "run", str(path), "-q"], env=support.env_for(home, url),
                             cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
 
@@ -233,7 +234,9 @@ def confirm(driver: Any, title: str) -> None:
 
 def test_stop_raise_budget_and_delete_need_a_confirmation(driver: Any, server: support.Server, ui_home: Path,
                                                           db_url: str, store: Any) -> None:
-    run = run_in_background(ui_home, db_url, "ui-stop", ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6"), sleep=1.0)
+    # 6 trials of a grid of 8: room to raise the budget (the grid refuses more than 8).
+    run = run_in_background(ui_home, db_url, "ui-stop", ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8"),
+                            sleep=1.0, max_trials=6)
     try:
         wait_stored(store, "ui-stop")
         open_page(driver, server.url + "/experiments/default/ui-stop", "#runner")

@@ -1,6 +1,7 @@
-"""A 20,000-trial experiment in the browser: the page is usable (header and first page of
-the trial table) in under 2 s, sorting and filtering answer in under a second, and the charts
-draw. Timings are printed (pytest -s) and recorded as properties of the test."""
+"""A 20,000-trial experiment in the browser: the page opens on the right counts and the first
+page of the trial table, sorting and filtering work over every trial, and every chart draws.
+Timings are printed (pytest -s) and recorded as properties of the test, not asserted: the
+speed targets are measured by benchmarks/ui.py, against optuna-dashboard."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def rows(driver: Any) -> int:
     return int(driver.execute_script("return document.querySelectorAll('#trials tbody tr').length"))
 
 
-def test_a_20000_trial_experiment_is_usable_in_under_2_seconds(scale_server: support.Server,
+def test_a_20000_trial_experiment_opens_sorts_filters_and_draws_every_chart(scale_server: support.Server,
                                                                 record_property: Any) -> None:
     page = f"{scale_server.url}/experiments/default/{scale.NAME}"
     times: dict[str, float] = {}
@@ -84,9 +85,7 @@ def test_a_20000_trial_experiment_is_usable_in_under_2_seconds(scale_server: sup
             lambda d: "matching" in text(d, "#trial-count"), "the filtered table")
         matched = int(driver.find_element("css selector", "#trial-count").get_attribute("data-matched"))
         assert 0 < matched < TRIALS
-        # Not parallel coordinates: headless Chromium draws its 20,000 lines with software WebGL,
-        # 10-30 s here, where a browser with a GPU takes well under a second.
-        for kind in ("history", "importance", "intermediate"):
+        for kind in ("history", "parallel", "slice", "contour", "importance", "intermediate", "edf"):
             times[f"{kind} chart"] = timed(
                 driver, lambda: driver.find_element("css selector", f'.tabs a[data-tab="{kind}"]').click(),
                 lambda d: d.execute_script(
@@ -98,6 +97,3 @@ def test_a_20000_trial_experiment_is_usable_in_under_2_seconds(scale_server: sup
     print(f"\n{TRIALS}-trial experiment in the dashboard:\n{report}")
     for key, value in times.items():
         record_property(key, round(value, 3))
-    assert times["first open (trials not read yet)"] < 2.0, report
-    assert times["open again"] < 2.0 and times["from the list"] < 2.0, report
-    assert times["sort by accuracy"] < 1.0 and times["filter accuracy > 0.6 (typed)"] < 1.5, report
