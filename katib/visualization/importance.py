@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 from katib.api.model import ParameterType
+from katib.visualization._common import select_params
 from katib.visualization.data import ExperimentData, Parameter, TrialPoint
 
 __all__ = ["param_importances", "MAX_TRIALS", "EVALUATOR_NAME", "preload"]
@@ -50,7 +51,7 @@ def param_importances(data: ExperimentData, params: Sequence[str] | None = None)
 
     The last few answers are kept: a dashboard asking again while no trial finished gets
     them back at once."""
-    chosen = _chosen(data, params)
+    chosen = select_params(data, params, "importance")
     trials = [t for t in data.finished() if all(_usable(p, t.params.get(p.name)) for p in chosen)]
     if len(trials) < 2 or not chosen:
         return {}
@@ -96,16 +97,6 @@ def _evaluate(data: ExperimentData, chosen: list[Parameter], trials: list[TrialP
     if total <= 0:
         return {}
     return {name: v / total for name, v in sorted(values.items(), key=lambda kv: -kv[1])}
-
-
-def _chosen(data: ExperimentData, params: Sequence[str] | None) -> list[Parameter]:
-    if params is None:
-        return list(data.parameters)
-    known = {p.name: p for p in data.parameters}
-    for name in params:
-        if name not in known:
-            raise ValueError(f"importance: unknown parameter {name!r}; parameters: {', '.join(known) or 'none'}")
-    return [known[n] for n in params]
 
 
 def _is_log(p: Parameter) -> bool:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -16,6 +17,33 @@ for step in range(1, steps + 1):
     print(f"epoch {step}: accuracy={1 - (x - 0.3) ** 2 - 0.1 / step:.6f} loss={(x - 0.3) ** 2 + 0.1 / step:.6f}", flush=True)
     time.sleep(0.02)
 """
+
+
+# Reports 0.2 s apart, for tests that act on a runner while its trials run: a trial lasts
+# about STEPS / 5 s. Only the objective, accuracy.
+SLOW_TRIAL = """
+import sys, time
+x = float(sys.argv[1])
+for step in range(1, int(sys.argv[2]) + 1):
+    print(f"accuracy={1 - (x - 0.3) ** 2 - 0.1 / step:.6f}", flush=True)
+    time.sleep(0.2)
+"""
+
+
+def slow_experiment(name: str, max_trials: int, parallel: int, steps: int) -> dict[str, Any]:
+    """An experiment of SLOW_TRIAL trials of ``steps`` reports each."""
+    return experiment(name, max_trials=max_trials, parallel=parallel,
+                      objective={"type": "maximize", "objectiveMetricName": "accuracy"},
+                      command=["python3", "-c", SLOW_TRIAL, "${trialParameters.x}", str(steps)])
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"condition not reached within {timeout} s")
 
 
 def experiment(name: str, *, command: list[str] | None = None, parameters: list[dict[str, Any]] | None = None,

@@ -18,22 +18,12 @@ from katib.backends.local.control import STOP_REQUESTED
 from katib.errors import NotFoundError, ValidationError
 from katib.sdk.client import KatibClient
 from katib.store import Store
-from tests.backends.localexp import experiment, stop_runners_left, write
+from tests.backends.localexp import experiment, slow_experiment, stop_runners_left, wait_until, write
 
-# Reports 0.2 s apart, four by default: a trial lasts about a second (or STEPS / 5 s).
-TRIAL = """
-import sys, time
-x = float(sys.argv[1])
-for step in range(1, int(sys.argv[2]) + 1):
-    print(f"accuracy={1 - (x - 0.3) ** 2 - 0.1 / step:.6f}", flush=True)
-    time.sleep(0.2)
-"""
 
 
 def doc(name: str, max_trials: int = 2, parallel: int = 1, steps: int = 4) -> dict[str, Any]:
-    return experiment(name, max_trials=max_trials, parallel=parallel,
-                      objective={"type": "maximize", "objectiveMetricName": "accuracy"},
-                      command=["python3", "-c", TRIAL, "${trialParameters.x}", str(steps)])
+    return slow_experiment(name, max_trials, parallel, steps)
 
 
 def start(path: Path) -> subprocess.Popen[str]:
@@ -45,13 +35,7 @@ def katib(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "katib.cli", *args], capture_output=True, text=True, timeout=120)
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+wait_for = wait_until
 
 
 def states(name: str) -> list[str]:

@@ -17,31 +17,15 @@ from katib import search
 from katib.backends.local.control import runner_pid
 from katib.errors import AlreadyExistsError, NotFoundError, ValidationError
 from katib.sdk.client import KatibClient
-from tests.backends.localexp import experiment, stop_runners_left
+from tests.backends.localexp import SLOW_TRIAL, experiment, slow_experiment, stop_runners_left, wait_until
 from tests.sdk import objectives as obj
-
-TRIAL = """
-import sys, time
-x = float(sys.argv[1])
-for step in range(1, int(sys.argv[2]) + 1):
-    print(f"accuracy={1 - (x - 0.3) ** 2 - 0.1 / step:.6f}", flush=True)
-    time.sleep(0.2)
-"""
 
 
 def doc(name: str, max_trials: int = 2, parallel: int = 2, steps: int = 3) -> dict[str, Any]:
-    return experiment(name, max_trials=max_trials, parallel=parallel,
-                      objective={"type": "maximize", "objectiveMetricName": "accuracy"},
-                      command=["python3", "-c", TRIAL, "${trialParameters.x}", str(steps)])
+    return slow_experiment(name, max_trials, parallel, steps)
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+wait_for = wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -179,7 +163,7 @@ def test_a_budget_past_what_the_algorithm_allows_is_refused_before_it_is_stored(
                       objective={"type": "maximize", "objectiveMetricName": "accuracy"},
                       parameters=[{"name": "x", "parameterType": "discrete",
                                    "feasibleSpace": {"list": ["0.1", "0.3", "0.5"]}}],
-                      command=["python3", "-c", TRIAL, "${trialParameters.x}", "1"])
+                      command=["python3", "-c", SLOW_TRIAL, "${trialParameters.x}", "1"])
     client.create_experiment(grid)
     wait_for(lambda: client.is_experiment_succeeded("grid-budget"), timeout=120)
     with pytest.raises(ValidationError) as err:
