@@ -68,31 +68,18 @@ def _handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]
         count = len(errors)
         return _error(400, f"invalid experiment ({count} error{'s' if count != 1 else ''})", errors=errors)
 
-    async def bad_input(request: Request, exc: Exception) -> Response:
-        return _error(400, str(exc))
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return _error(404, str(exc))
-
-    async def exists(request: Request, exc: Exception) -> Response:
-        return _error(409, str(exc))
-
-    async def unavailable(request: Request, exc: Exception) -> Response:
-        return _error(503, str(exc))
-
-    async def service(request: Request, exc: Exception) -> Response:
-        return _error(502, str(exc))
-
-    async def katib(request: Request, exc: Exception) -> Response:
-        return _error(500, str(exc))
+    def plain(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+        async def handler(request: Request, exc: Exception) -> Response:
+            return _error(status, str(exc))
+        return handler
 
     async def bug(request: Request, exc: Exception) -> Response:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return _error(500, f"the dashboard failed on this request ({type(exc).__name__}); the server's log has "
                            "the details")
 
-    return {ValidationError: validation, ValueError: bad_input, NotFoundError: not_found,
-            AlreadyExistsError: exists, Unavailable: unavailable, ServiceError: service, KatibError: katib,
+    return {ValidationError: validation, ValueError: plain(400), NotFoundError: plain(404),
+            AlreadyExistsError: plain(409), Unavailable: plain(503), ServiceError: plain(502), KatibError: plain(500),
             Exception: bug}
 
 
