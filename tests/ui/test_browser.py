@@ -49,8 +49,19 @@ def find(driver: Any, css: str) -> Any:
 
 
 def click(driver: Any, css: str) -> None:
-    wait(driver, lambda d: find(d, css).is_enabled() and find(d, css).is_displayed(), what=f"{css} to be clickable")
-    find(driver, css).click()
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def clicked(d: Any) -> bool:
+        element = find(d, css)
+        if not (element.is_enabled() and element.is_displayed()):
+            return False
+        try:
+            element.click()
+        except StaleElementReferenceException:  # a live update redrew it just now: find it again
+            return False
+        return True
+
+    wait(driver, clicked, what=f"{css} to be clicked")
 
 
 def select(driver: Any, css: str, value: str) -> None:
